@@ -1,0 +1,244 @@
+// Package engine evaluates scope decisions with embedded OPA. The policy is
+// compiled and the query prepared once, in New; Decide only evaluates.
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/scopegate/scopegate/internal/source"
+)
+
+// Query is the rule every decision reads; Policy names its package.
+const (
+	Query  = "data.scopegate.authz.decision"
+	Policy = "data.scopegate.authz"
+)
+
+// Reason codes: stable strings services and auditors match on.
+const (
+	ReasonAllowed       = "allowed"
+	ReasonMissingScope  = "missing_scope"
+	ReasonUnknownScope  = "unknown_scope"
+	ReasonUnknownAction = "unknown_action"
+	ReasonNoScopes      = "no_scopes"
+	ReasonInvalidInput  = "invalid_input"
+	ReasonPolicyError   = "policy_error"
+)
+
+// Decision is the policy's answer with its explanation.
+type Decision struct {
+	Allow            bool     `json:"allow"`
+	Reason           string   `json:"reason"`
+	Action           string   `json:"action,omitempty"`
+	Route            string   `json:"route,omitempty"`
+	RequiredAnyOf    []string `json:"required_any_of"`
+	GrantedEffective []string `json:"granted_effective"`
+	Matched          []string `json:"matched"`
+	Missing          []string `json:"missing"`
+	Narrowest        string   `json:"narrowest,omitempty"`
+	UnknownScopes    []string `json:"unknown_scopes,omitempty"`
+	Sensitive        bool     `json:"sensitive"`
+	Explain          []string `json:"explain"`
+	Remedy           string   `json:"remedy,omitempty"`
+	// Trace is OPA's evaluation trace, only when asked for.
+	Trace []string `json:"trace,omitempty"`
+}
+
+// Engine holds one prepared policy. It is safe for concurrent use.
+type Engine struct {
+	query    rego.PreparedEvalQuery
+	revision string
+}
+
+// New compiles src's modules against its data and prepares the decision
+// query. Compile errors come back here, never at request time.
+func New(ctx context.Context, src *source.Source) (*Engine, error) {
+	if src == nil {
+		return nil, errors.New("engine: no policy source")
+	}
+	opts := []func(*rego.Rego){
+		rego.Query(Query),
+		// Keep data as AST values so reads do not convert Go maps per decision.
+		rego.Store(inmem.NewFromObjectWithOpts(src.Data, inmem.OptReturnASTValuesOnRead(true))),
+		rego.StoreReadAST(true),
+	}
+	names := make([]string, 0, len(src.Modules))
+	for name := range src.Modules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		opts = append(opts, rego.Module(name, src.Modules[name]))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare policy: %w", err)
+	}
+	return &Engine{query: pq, revision: src.Revision}, nil
+}
+
+// Revision is the revision of the policy and data this engine evaluates.
+func (e *Engine) Revision() string { return e.revision }
+
+// Options tune one evaluation.
+type Options struct {
+	// Trace asks for OPA's pretty-printed evaluation trace.
+	Trace bool
+}
+
+// Decide evaluates input. It always returns a usable decision: on any
+// evaluation error or an undefined result the decision is a deny with
+// reason policy_error, and the error says what went wrong.
+func (e *Engine) Decide(ctx context.Context, input ast.Value, opt Options) (Decision, error) {
+	if e == nil {
+		return Deny(ReasonPolicyError, "no policy loaded"), errors.New("engine: no policy loaded")
+	}
+	evalOpts := []rego.EvalOption{rego.EvalParsedInput(input)}
+	var tracer *topdown.BufferTracer
+	if opt.Trace {
+		tracer = topdown.NewBufferTracer()
+		evalOpts = append(evalOpts, rego.EvalQueryTracer(tracer))
+	}
+	rs, err := e.query.Eval(ctx, evalOpts...)
+	if err != nil {
+		return Deny(ReasonPolicyError, "policy evaluation failed: "+err.Error()), fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return Deny(ReasonPolicyError, Query+" is undefined for this input"), fmt.Errorf("evaluate %s: undefined result", Query)
+	}
+	d, err := decode(rs[0].Expressions[0].Value)
+	if err != nil {
+		return Deny(ReasonPolicyError, "policy returned a malformed decision: "+err.Error()), err
+	}
+	if tracer != nil {
+		var buf bytes.Buffer
+		topdown.PrettyTraceWithLocation(&buf, *tracer)
+		d.Trace = strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	}
+	return d, nil
+}
+
+// Deny is a fail-closed decision carrying why.
+func Deny(reason, why string) Decision {
+	return Decision{
+		Allow:            false,
+		Reason:           reason,
+		RequiredAnyOf:    []string{},
+		GrantedEffective: []string{},
+		Matched:          []string{},
+		Missing:          []string{},
+		Explain:          []string{why},
+	}
+}
+
+// decode reads the policy's decision object. Anything off - a missing or
+// mistyped field - is an error, so a broken policy cannot produce an allow.
+func decode(v any) (Decision, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return Decision{}, fmt.Errorf("decision is %T, want object", v)
+	}
+	var d Decision
+	r := reader{m: m}
+	d.Allow = r.boolean("allow")
+	d.Reason = r.str("reason")
+	d.Action = r.str("action")
+	d.Route = r.str("route")
+	d.RequiredAnyOf = r.strings("required_any_of")
+	d.GrantedEffective = r.strings("granted_effective")
+	d.Matched = r.strings("matched")
+	d.Missing = r.strings("missing")
+	d.Narrowest = r.str("narrowest")
+	d.UnknownScopes = r.strings("unknown_scopes")
+	d.Sensitive = r.boolean("sensitive")
+	d.Explain = r.strings("explain")
+	d.Remedy = r.str("remedy")
+	if r.err != nil {
+		return Decision{}, r.err
+	}
+	if d.Reason == "" {
+		return Decision{}, errors.New("decision has an empty reason")
+	}
+	if d.Allow != (d.Reason == ReasonAllowed) {
+		return Decision{}, fmt.Errorf("decision allow=%v contradicts reason %q", d.Allow, d.Reason)
+	}
+	return d, nil
+}
+
+type reader struct {
+	m   map[string]any
+	err error
+}
+
+func (r *reader) get(key string) (any, bool) {
+	v, ok := r.m[key]
+	if !ok && r.err == nil {
+		r.err = fmt.Errorf("decision lacks %q", key)
+	}
+	return v, ok
+}
+
+func (r *reader) fail(key string, v any, want string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("decision field %q is %T, want %s", key, v, want)
+	}
+}
+
+func (r *reader) boolean(key string) bool {
+	v, ok := r.get(key)
+	b, isBool := v.(bool)
+	if ok && !isBool {
+		r.fail(key, v, "boolean")
+	}
+	return b
+}
+
+func (r *reader) str(key string) string {
+	v, ok := r.get(key)
+	s, isStr := v.(string)
+	if ok && !isStr {
+		r.fail(key, v, "string")
+	}
+	return s
+}
+
+func (r *reader) strings(key string) []string {
+	v, ok := r.get(key)
+	if !ok {
+		return nil
+	}
+	arr, isArr := v.([]any)
+	if !isArr {
+		r.fail(key, v, "array of strings")
+		return nil
+	}
+	out := make([]string, len(arr))
+	for i, x := range arr {
+		s, isStr := x.(string)
+		if !isStr {
+			r.fail(key, v, "array of strings")
+			return nil
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// DecideInput evaluates a decoded request; see Decide.
+func (e *Engine) DecideInput(ctx context.Context, in Input, opt Options) (Decision, error) {
+	v, err := in.Value()
+	if err != nil {
+		return Deny(ReasonPolicyError, "input could not be converted: "+err.Error()), err
+	}
+	return e.Decide(ctx, v, opt)
+}

@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// Input is one decision request as the policy sees it. Scopes are already
+// split and checked for form; whether they exist is the policy's call.
+type Input struct {
+	Subject         string
+	ClientID        string
+	GrantedScopes   []string
+	RequestedScopes []string
+	Action          string
+	Method          string
+	Path            string
+	Resource        map[string]any
+	Context         map[string]any
+}
+
+// Value builds the policy input directly as an AST value, skipping the JSON
+// round trip OPA would otherwise do on every evaluation.
+func (in Input) Value() (ast.Value, error) {
+	obj := ast.NewObject()
+	str := func(k, v string) {
+		if v != "" {
+			obj.Insert(ast.StringTerm(k), ast.StringTerm(v))
+		}
+	}
+	strs := func(k string, vs []string) {
+		terms := make([]*ast.Term, len(vs))
+		for i, s := range vs {
+			terms[i] = ast.StringTerm(s)
+		}
+		obj.Insert(ast.StringTerm(k), ast.ArrayTerm(terms...))
+	}
+	str("subject", in.Subject)
+	str("client_id", in.ClientID)
+	strs("granted_scopes", in.GrantedScopes)
+	if in.RequestedScopes != nil {
+		strs("requested_scopes", in.RequestedScopes)
+	}
+	str("action", in.Action)
+	str("method", in.Method)
+	str("path", in.Path)
+	for k, v := range map[string]map[string]any{"resource": in.Resource, "context": in.Context} {
+		if v == nil {
+			continue
+		}
+		val, err := ast.InterfaceToValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", k, err)
+		}
+		obj.Insert(ast.StringTerm(k), ast.NewTerm(val))
+	}
+	return obj, nil
+}
+
+// Map is the input as plain JSON-able values, for the decision log.
+func (in Input) Map() map[string]any {
+	m := map[string]any{"granted_scopes": in.GrantedScopes}
+	for k, v := range map[string]string{"subject": in.Subject, "client_id": in.ClientID, "action": in.Action, "method": in.Method, "path": in.Path} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	if in.RequestedScopes != nil {
+		m["requested_scopes"] = in.RequestedScopes
+	}
+	if in.Resource != nil {
+		m["resource"] = in.Resource
+	}
+	if in.Context != nil {
+		m["context"] = in.Context
+	}
+	return m
+}

@@ -1,0 +1,74 @@
+// Package source gathers what the engine evaluates: the policy modules and
+// the catalog data, from the repo's files (scopes.yaml + policies/).
+package source
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/scopegate/scopegate/internal/catalog"
+	"github.com/scopegate/scopegate/internal/gen"
+)
+
+// Source is a set of Rego modules plus the data document they read.
+type Source struct {
+	// Modules maps a file name to Rego source, tests excluded.
+	Modules map[string]string
+	// Tests maps a file name to a *_test.rego module.
+	Tests map[string]string
+	// Data is the whole data document (data.scopegate.catalog inside).
+	Data map[string]any
+	// Catalog is the parsed catalog when the source came from scopes.yaml.
+	Catalog *catalog.Catalog
+	// Revision identifies the content: the same inputs give the same revision.
+	Revision string
+}
+
+// FromFiles reads the catalog and every .rego file directly in policiesDir.
+func FromFiles(catalogPath, policiesDir string) (*Source, error) {
+	cat, err := catalog.LoadFile(catalogPath)
+	if err != nil {
+		return nil, err
+	}
+	data, err := gen.JSON(cat)
+	if err != nil {
+		return nil, err
+	}
+	src := &Source{Modules: map[string]string{}, Tests: map[string]string{}, Catalog: cat}
+	if err := util.UnmarshalJSON(data, &src.Data); err != nil {
+		return nil, fmt.Errorf("decode generated catalog data: %w", err)
+	}
+
+	files, err := filepath.Glob(filepath.Join(policiesDir, "*.rego"))
+	if err != nil {
+		return nil, fmt.Errorf("list policies: %w", err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no .rego files in %s", policiesDir)
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	h.Write(data)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read policy: %w", err)
+		}
+		fmt.Fprintf(h, "\x00%s\x00", filepath.Base(f))
+		h.Write(b)
+		if strings.HasSuffix(f, "_test.rego") {
+			src.Tests[f] = string(b)
+		} else {
+			src.Modules[f] = string(b)
+		}
+	}
+	src.Revision = "sha256-" + hex.EncodeToString(h.Sum(nil))[:16]
+	return src, nil
+}
