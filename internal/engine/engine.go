@@ -58,13 +58,32 @@ type Decision struct {
 type Engine struct {
 	query    rego.PreparedEvalQuery
 	revision string
+	// cache is nil when the policy's decisions are not a pure function of
+	// the keyed inputs; noCache says why.
+	cache   *decisionCache
+	noCache string
 }
+
+// DefaultCacheSize is how many decisions an engine remembers per generation.
+const DefaultCacheSize = 10000
+
+type config struct{ cacheSize int }
+
+// Option configures New.
+type Option func(*config)
+
+// WithCacheSize bounds the decision cache; 0 turns it off.
+func WithCacheSize(n int) Option { return func(c *config) { c.cacheSize = n } }
 
 // New compiles src's modules against its data and prepares the decision
 // query. Compile errors come back here, never at request time.
-func New(ctx context.Context, src *source.Source) (*Engine, error) {
+func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, error) {
 	if src == nil {
 		return nil, errors.New("engine: no policy source")
+	}
+	cfg := config{cacheSize: DefaultCacheSize}
+	for _, o := range options {
+		o(&cfg)
 	}
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
@@ -77,14 +96,43 @@ func New(ctx context.Context, src *source.Source) (*Engine, error) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	parsed := make([]*ast.Module, 0, len(names))
 	for _, name := range names {
-		opts = append(opts, rego.Module(name, src.Modules[name]))
+		m, err := ast.ParseModuleWithOpts(name, src.Modules[name], ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, fmt.Errorf("prepare policy: %w", err)
+		}
+		parsed = append(parsed, m)
+		opts = append(opts, rego.ParsedModule(m))
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy: %w", err)
 	}
-	return &Engine{query: pq, revision: src.Revision}, nil
+	e := &Engine{query: pq, revision: src.Revision}
+	switch e.noCache = cacheability(parsed); {
+	case cfg.cacheSize <= 0:
+		e.noCache = "cache turned off"
+	case e.noCache == "":
+		e.cache = newDecisionCache(cfg.cacheSize)
+	}
+	return e, nil
+}
+
+// CacheStats says whether decisions are cached (and if not, why) and how
+// often the cache answered.
+type CacheStats struct {
+	Enabled      bool
+	Disabled     string
+	Hits, Misses uint64
+}
+
+// CacheStats reports the decision cache's state.
+func (e *Engine) CacheStats() CacheStats {
+	if e.cache == nil {
+		return CacheStats{Disabled: e.noCache}
+	}
+	return CacheStats{Enabled: true, Hits: e.cache.hits.Load(), Misses: e.cache.misses.Load()}
 }
 
 // Revision is the revision of the policy and data this engine evaluates.
@@ -234,11 +282,28 @@ func (r *reader) strings(key string) []string {
 	return out
 }
 
-// DecideInput evaluates a decoded request; see Decide.
+// DecideInput evaluates a decoded request; see Decide. When the policy is
+// cacheable, a repeated question is answered from the cache (traced
+// evaluations always run). The returned decision's slices are shared with
+// the cache: callers must not modify them.
 func (e *Engine) DecideInput(ctx context.Context, in Input, opt Options) (Decision, error) {
+	if e == nil {
+		return e.Decide(ctx, nil, opt)
+	}
+	var key string
+	if e.cache != nil && !opt.Trace {
+		key = cacheKey(in)
+		if d, ok := e.cache.get(key); ok {
+			return d, nil
+		}
+	}
 	v, err := in.Value()
 	if err != nil {
 		return Deny(ReasonPolicyError, "input could not be converted: "+err.Error()), err
 	}
-	return e.Decide(ctx, v, opt)
+	d, err := e.Decide(ctx, v, opt)
+	if err == nil && key != "" {
+		e.cache.put(key, d)
+	}
+	return d, err
 }

@@ -135,26 +135,39 @@ func TestCompileErrorAtNew(t *testing.T) {
 }
 
 // BenchmarkDecide: one embedded decision with the prepared query, typical
-// token of 4 scopes.
+// token of 4 scopes. "evaluate" runs OPA every time (cache off); "cached"
+// is the steady state of a service asking the same questions again.
 func BenchmarkDecide(b *testing.B) {
-	e := newEngine(b, repoSource(b))
-	for _, bc := range []struct {
+	src := repoSource(b)
+	ctx := context.Background()
+	for _, mode := range []struct {
 		name string
-		in   engine.Input
+		opts []engine.Option
 	}{
-		{"action_allow", engine.Input{GrantedScopes: []string{"user:read", "user:email", "project:write", "glossary:read"}, Action: "project:read"}},
-		{"action_deny", engine.Input{GrantedScopes: []string{"user:read", "user:email", "project:write", "glossary:read"}, Action: "project:launch"}},
-		{"route_allow", engine.Input{GrantedScopes: []string{"user:read", "user:email", "project:manage", "glossary:read"}, Method: "POST", Path: "/projects/42/launch"}},
+		{"evaluate", []engine.Option{engine.WithCacheSize(0)}},
+		{"cached", nil},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				d, err := e.DecideInput(ctx, bc.in, engine.Options{})
-				if err != nil || d.Reason == "" {
-					b.Fatal(d, err)
+		e, err := engine.New(ctx, src, mode.opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, bc := range []struct {
+			name string
+			in   engine.Input
+		}{
+			{"action_allow", engine.Input{GrantedScopes: []string{"user:read", "user:email", "project:write", "glossary:read"}, Action: "project:read"}},
+			{"action_deny", engine.Input{GrantedScopes: []string{"user:read", "user:email", "project:write", "glossary:read"}, Action: "project:launch"}},
+			{"route_allow", engine.Input{GrantedScopes: []string{"user:read", "user:email", "project:manage", "glossary:read"}, Method: "POST", Path: "/projects/42/launch"}},
+		} {
+			b.Run(mode.name+"/"+bc.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					d, err := e.DecideInput(ctx, bc.in, engine.Options{})
+					if err != nil || d.Reason == "" {
+						b.Fatal(d, err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

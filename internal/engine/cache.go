@@ -1,0 +1,172 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// keyedInputs are the input fields a cached decision is keyed on. A policy
+// whose rules read only these (and data) is a pure function of them, so
+// equal keys give equal decisions for the life of one engine (one bundle
+// revision): a new engine starts with an empty cache.
+var keyedInputs = map[string]bool{
+	"granted_scopes": true, "requested_scopes": true, "action": true, "method": true, "path": true,
+}
+
+// cacheability reports why the modules' decision cannot be cached, or "".
+// Reading any other input field (subject, resource, context, the whole
+// input), or calling a non-deterministic builtin (time, rand, http.send),
+// makes a decision depend on more than the key.
+func cacheability(modules []*ast.Module) string {
+	var why string
+	note := func(format string, args ...any) {
+		if why == "" {
+			why = fmt.Sprintf(format, args...)
+		}
+	}
+	for _, m := range modules {
+		for _, imp := range m.Imports {
+			if ref, ok := imp.Path.Value.(ast.Ref); ok && ref.HasPrefix(ast.InputRootRef) {
+				checkInputRef(ref, imp.Location, note)
+			}
+		}
+		for _, r := range m.Rules {
+			var vis *ast.GenericVisitor
+			vis = ast.NewGenericVisitor(func(x any) bool {
+				switch x := x.(type) {
+				case *ast.Term:
+					switch v := x.Value.(type) {
+					case ast.Ref:
+						if v.HasPrefix(ast.InputRootRef) {
+							checkInputRef(v, x.Location, note)
+						}
+						for _, t := range v[1:] {
+							vis.Walk(t)
+						}
+						return true // components walked above; the head var is not "whole input"
+					case ast.Var:
+						if v.Equal(ast.InputRootDocument.Value) {
+							note("%s uses the whole input", where(x.Location))
+						}
+					case ast.Call:
+						if op, ok := v[0].Value.(ast.Ref); ok {
+							checkCall(op, x.Location, note)
+						}
+					}
+				case *ast.Expr:
+					if x.IsCall() {
+						checkCall(x.Operator(), x.Location, note)
+					}
+				}
+				return false
+			})
+			vis.Walk(r)
+		}
+	}
+	return why
+}
+
+func checkInputRef(ref ast.Ref, loc *ast.Location, note func(string, ...any)) {
+	if len(ref) < 2 {
+		note("%s reads the whole input", where(loc))
+		return
+	}
+	key, ok := ref[1].Value.(ast.String)
+	if !ok {
+		note("%s reads input with a computed key", where(loc))
+		return
+	}
+	if !keyedInputs[string(key)] {
+		note("%s reads input.%s", where(loc), string(key))
+	}
+}
+
+// where names a source position as file:row.
+func where(loc *ast.Location) string {
+	if loc == nil {
+		return "policy"
+	}
+	return fmt.Sprintf("%s:%d", loc.File, loc.Row)
+}
+
+func checkCall(op ast.Ref, loc *ast.Location, note func(string, ...any)) {
+	if b, ok := ast.BuiltinMap[op.String()]; ok && b.Nondeterministic {
+		note("%s calls non-deterministic builtin %s", where(loc), op)
+	}
+}
+
+// decisionCache holds recent decisions in two generations: when the young
+// one fills up, it becomes the old one and the previous old one is dropped.
+// That bounds memory (at most 2*max entries, whatever keys callers send)
+// while keeping whatever is still being asked for.
+type decisionCache struct {
+	mu         sync.RWMutex
+	young, old map[string]Decision
+	max        int
+
+	hits, misses atomic.Uint64
+}
+
+func newDecisionCache(max int) *decisionCache {
+	return &decisionCache{young: make(map[string]Decision, max), old: map[string]Decision{}, max: max}
+}
+
+func (c *decisionCache) get(key string) (Decision, bool) {
+	c.mu.RLock()
+	d, ok := c.young[key]
+	if !ok {
+		d, ok = c.old[key]
+	}
+	c.mu.RUnlock()
+	if ok {
+		c.hits.Add(1)
+	} else {
+		c.misses.Add(1)
+	}
+	return d, ok
+}
+
+func (c *decisionCache) put(key string, d Decision) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.young) >= c.max {
+		c.old, c.young = c.young, make(map[string]Decision, c.max)
+	}
+	c.young[key] = d
+}
+
+// cacheKey identifies a decision by its keyed inputs. Granted and requested
+// scopes are sorted because the policy treats them as sets. Every part is
+// length-prefixed, so no field content can make two inputs collide.
+func cacheKey(in Input) string {
+	b := make([]byte, 0, 128)
+	str := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	set := func(s []string) {
+		if s == nil {
+			b = append(b, '-') // absent differs from empty
+			return
+		}
+		sorted := slices.Clone(s)
+		slices.Sort(sorted)
+		b = strconv.AppendInt(b, int64(len(sorted)), 10)
+		b = append(b, '[')
+		for _, x := range sorted {
+			str(x)
+		}
+	}
+	str(in.Action)
+	str(in.Method)
+	str(in.Path)
+	set(in.GrantedScopes)
+	set(in.RequestedScopes)
+	return string(b)
+}
