@@ -1,0 +1,29 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package decisionlog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+)
+
+// lockLog takes an exclusive, non-blocking flock on path so that a second
+// writer (another process, or a second Open in this one) fails instead of
+// forking the chain. The kernel drops the lock if the process dies.
+func lockLog(path string) (io.Closer, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("decisionlog: lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("decisionlog: %s is held by another writer", path)
+		}
+		return nil, fmt.Errorf("decisionlog: lock %s: %w", path, err)
+	}
+	return f, nil
+}

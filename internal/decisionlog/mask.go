@@ -1,0 +1,275 @@
+package decisionlog
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Masker replaces sensitive values in a record by MaskValue before the record
+// is hashed or written. Whatever the configuration, it masks:
+//   - under input.context, at any depth, the value of every key whose name
+//     contains (case-insensitively) secret, password, passwd, token, api_key,
+//     apikey, authorization or credential;
+//   - in input.headers, the authorization, proxy-authorization, cookie and
+//     set-cookie headers (any case);
+//   - anywhere in input, every string that looks like a bearer token
+//     ("Bearer ..." in any case) or a JWT ("eyJ...", three dot-separated
+//     base64url segments).
+//
+// It also masks the RFC 6901 pointers it was built with, relative to the
+// record root (e.g. "/input/resource/owner"); pointers that do not resolve in
+// a record are ignored. The zero Masker applies the built-in rules only.
+type Masker struct {
+	pointers []maskPointer
+}
+
+type maskPointer struct {
+	raw    string
+	tokens []string
+}
+
+// NewMasker returns a Masker that also masks the given JSON pointers.
+func NewMasker(pointers ...string) (*Masker, error) {
+	m := &Masker{}
+	for _, p := range pointers {
+		tokens, err := parsePointer(p)
+		if err != nil {
+			return nil, fmt.Errorf("decisionlog: mask pointer %q: %w", p, err)
+		}
+		switch tokens[0] {
+		case "hash", "prev_hash", "masked":
+			return nil, fmt.Errorf("decisionlog: mask pointer %q: %s is written by the log itself", p, tokens[0])
+		}
+		m.pointers = append(m.pointers, maskPointer{raw: p, tokens: tokens})
+	}
+	return m, nil
+}
+
+// Pointers returns the configured pointers.
+func (m *Masker) Pointers() []string {
+	out := make([]string, len(m.pointers))
+	for i, p := range m.pointers {
+		out[i] = p.raw
+	}
+	return out
+}
+
+func parsePointer(p string) ([]string, error) {
+	if p == "" || p[0] != '/' {
+		return nil, fmt.Errorf("must start with '/' (the whole record cannot be masked)")
+	}
+	parts := strings.Split(p[1:], "/")
+	for i, t := range parts {
+		// RFC 6901: "~1" is '/', "~0" is '~', any other '~' is an error.
+		for j := 0; j < len(t); j++ {
+			if t[j] == '~' && (j+1 == len(t) || (t[j+1] != '0' && t[j+1] != '1')) {
+				return nil, fmt.Errorf("invalid escape in token %q", t)
+			}
+		}
+		parts[i] = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~")
+	}
+	return parts, nil
+}
+
+func escapeToken(t string) string {
+	if !strings.ContainsAny(t, "~/") {
+		return t
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(t, "~", "~0"), "/", "~1")
+}
+
+// apply masks doc in place and returns the masked pointers, sorted. doc must
+// be a private copy (the writer decodes a fresh one from the caller's event),
+// which is why the caller's input is never modified.
+func (m *Masker) apply(doc map[string]any) []string {
+	w := maskWalk{}
+	for _, p := range m.pointers {
+		if maskAt(doc, p.tokens) {
+			w.masked = append(w.masked, p.raw)
+		}
+	}
+	w.path = append(w.path, "input")
+	if input, ok := doc["input"].(map[string]any); ok {
+		if c, ok := input["context"]; ok {
+			w.path = append(w.path, "context")
+			w.secrets(c)
+			w.path = w.path[:1]
+		}
+		if h, ok := input["headers"].(map[string]any); ok {
+			for k, v := range h {
+				if isSensitiveHeader(k) && v != MaskValue {
+					h[k] = MaskValue
+					w.record("headers", k)
+				}
+			}
+		}
+	}
+	if in, ok := doc["input"]; ok {
+		doc["input"] = w.tokens(in)
+	}
+	if len(w.masked) == 0 {
+		return nil
+	}
+	slices.Sort(w.masked)
+	return slices.Compact(w.masked)
+}
+
+// maskAt replaces the value at tokens, reporting whether it existed.
+func maskAt(doc map[string]any, tokens []string) bool {
+	var cur any = doc
+	for i, t := range tokens {
+		last := i == len(tokens)-1
+		switch c := cur.(type) {
+		case map[string]any:
+			v, ok := c[t]
+			if !ok {
+				return false
+			}
+			if last {
+				c[t] = MaskValue
+				return true
+			}
+			cur = v
+		case []any:
+			idx, ok := arrayIndex(t, len(c))
+			if !ok {
+				return false
+			}
+			if last {
+				c[idx] = MaskValue
+				return true
+			}
+			cur = c[idx]
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+func arrayIndex(t string, n int) (int, bool) {
+	if t == "" || (len(t) > 1 && t[0] == '0') {
+		return 0, false
+	}
+	idx, err := strconv.Atoi(t)
+	if err != nil || idx < 0 || idx >= n {
+		return 0, false
+	}
+	return idx, true
+}
+
+type maskWalk struct {
+	path   []string // unescaped tokens of the current position
+	masked []string
+}
+
+func (w *maskWalk) record(more ...string) {
+	var b strings.Builder
+	for _, t := range w.path {
+		b.WriteByte('/')
+		b.WriteString(escapeToken(t))
+	}
+	for _, t := range more {
+		b.WriteByte('/')
+		b.WriteString(escapeToken(t))
+	}
+	w.masked = append(w.masked, b.String())
+}
+
+// secrets masks secret-named keys anywhere below v.
+func (w *maskWalk) secrets(v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if isSecretKey(k) {
+				if e != MaskValue {
+					v[k] = MaskValue
+					w.record(k)
+				}
+				continue
+			}
+			w.path = append(w.path, k)
+			w.secrets(e)
+			w.path = w.path[:len(w.path)-1]
+		}
+	case []any:
+		for i, e := range v {
+			w.path = append(w.path, strconv.Itoa(i))
+			w.secrets(e)
+			w.path = w.path[:len(w.path)-1]
+		}
+	}
+}
+
+// tokens returns v with every token-like string masked.
+func (w *maskWalk) tokens(v any) any {
+	switch v := v.(type) {
+	case string:
+		if looksLikeToken(v) {
+			w.record()
+			return MaskValue
+		}
+	case map[string]any:
+		for k, e := range v {
+			w.path = append(w.path, k)
+			v[k] = w.tokens(e)
+			w.path = w.path[:len(w.path)-1]
+		}
+	case []any:
+		for i, e := range v {
+			w.path = append(w.path, strconv.Itoa(i))
+			v[i] = w.tokens(e)
+			w.path = w.path[:len(w.path)-1]
+		}
+	}
+	return v
+}
+
+func isSecretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range [...]string{"secret", "password", "passwd", "token", "api_key", "apikey", "authorization", "credential"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func isSensitiveHeader(k string) bool {
+	for _, h := range [...]string{"authorization", "proxy-authorization", "cookie", "set-cookie"} {
+		if strings.EqualFold(k, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// looksLikeToken reports whether s is a bearer credential or a JWT.
+func looksLikeToken(s string) bool {
+	s = strings.TrimSpace(s)
+	if len(s) > 7 && strings.EqualFold(s[:6], "bearer") && (s[6] == ' ' || s[6] == '\t') {
+		return true
+	}
+	return looksLikeJWT(s)
+}
+
+func looksLikeJWT(s string) bool {
+	if len(s) < 16 || !strings.HasPrefix(s, "eyJ") {
+		return false
+	}
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || parts[1] == "" { // the signature is empty in unsecured JWTs
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c == '.' || c == '-' || c == '_' || c == '=' ||
+			(c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
