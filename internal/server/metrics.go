@@ -1,0 +1,39 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	decisions *prometheus.CounterVec
+	latency   prometheus.Histogram
+	panics    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "scopegate_decisions_total",
+			Help: "Decisions answered, by reason code and outcome.",
+		}, []string{"reason", "allow"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "scopegate_decision_duration_seconds",
+			Help:    "Time from request to answer for /v1/decide, decision logging included.",
+			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3},
+		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "scopegate_panics_total",
+			Help: "Panics recovered while serving; each was answered as a deny or an error.",
+		}),
+	}
+	reg.MustRegister(m.decisions, m.latency, m.panics)
+	return m
+}
+
+func (m *metrics) observe(reason string, allow bool, d time.Duration) {
+	m.decisions.WithLabelValues(reason, strconv.FormatBool(allow)).Inc()
+	m.latency.Observe(d.Seconds())
+}
