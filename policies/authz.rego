@@ -59,7 +59,7 @@ matching_routes := [r |
 	every i, seg in pattern {
 		segment_matches(seg, path_segments[i])
 	}
-]
+] if not action_given
 
 segment_matches(pattern, seg) if {
 	startswith(pattern, "{")
