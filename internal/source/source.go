@@ -37,6 +37,12 @@ func FromFiles(catalogPath, policiesDir string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	return FromCatalog(cat, policiesDir)
+}
+
+// FromCatalog pairs an already parsed catalog with the policies in
+// policiesDir.
+func FromCatalog(cat *catalog.Catalog, policiesDir string) (*Source, error) {
 	data, err := gen.JSON(cat)
 	if err != nil {
 		return nil, err
