@@ -46,8 +46,13 @@ func main() {
 	flag.IntVar(&cfg.rate, "rate", 5000, "fixed request rate for the latency step (req/s)")
 	flag.IntVar(&cfg.workers, "workers", 32, "concurrent connections for the throughput step")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "how many times to repeat the throughput step per server (alternating)")
+	soakMode := flag.Bool("soak", false, "instead of comparing with OPA, hold -rate for -duration with a mix of good and bad requests and check nothing is lost")
 	flag.Parse()
-	if err := run(context.Background(), cfg); err != nil {
+	runner := run
+	if *soakMode {
+		runner = soak
+	}
+	if err := runner(context.Background(), cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -105,34 +110,16 @@ func run(ctx context.Context, cfg config) error {
 	servers := []*server{sg, op}
 
 	for _, s := range servers {
-		port, err := freePort()
+		args := []string{"serve", "--log-level", "warn", "--decision-log", filepath.Join(cfg.out, "decisions.log")}
+		bin := cfg.scopegate
+		if s.name == "opa" {
+			args, bin = opaArgs, cfg.opa
+		}
+		stop, err := start(cfg, s, bin, args)
 		if err != nil {
 			return err
 		}
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		s.base = "http://" + addr
-		switch s.name {
-		case "scopegate":
-			s.cmd = exec.Command(cfg.scopegate, "serve", "--addr", addr, "--log-level", "warn",
-				"--decision-log", filepath.Join(cfg.out, "decisions.log"))
-		case "opa":
-			s.cmd = exec.Command(cfg.opa, append(opaArgs, "--addr", addr)...)
-		}
-		logFile, err := os.Create(filepath.Join(cfg.out, s.name+".stderr"))
-		if err != nil {
-			return err
-		}
-		defer logFile.Close()
-		s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-		began := time.Now()
-		if err := s.cmd.Start(); err != nil {
-			return fmt.Errorf("start %s: %w", s.name, err)
-		}
-		defer func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() }()
-		if err := waitReady(s.base+s.ready, 30*time.Second); err != nil {
-			return fmt.Errorf("%s: %w (see %s)", s.name, err, logFile.Name())
-		}
-		s.startMS = float64(time.Since(began).Microseconds()) / 1000
+		defer stop()
 		if s.targets, err = writeTargets(cfg.out, s, bodies); err != nil {
 			return err
 		}
@@ -170,6 +157,41 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	return printResults(os.Stdout, cfg, sg, op)
+}
+
+// start launches a server on a free loopback port (bin args --addr ADDR),
+// waits until it is ready and records how long that took. stop kills it.
+func start(cfg config, s *server, bin string, args []string) (stop func(), err error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	s.base = "http://" + addr
+	s.cmd = exec.Command(bin, append(args, "--addr", addr)...)
+	logFile, err := os.Create(filepath.Join(cfg.out, s.name+".stderr"))
+	if err != nil {
+		return nil, err
+	}
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	began := time.Now()
+	if err := s.cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", s.name, err)
+	}
+	stop = func() {
+		if s.cmd.ProcessState == nil {
+			_ = s.cmd.Process.Kill()
+			_ = s.cmd.Wait()
+		}
+		logFile.Close()
+	}
+	if err := waitReady(s.base+s.ready, 30*time.Second); err != nil {
+		stop()
+		return nil, fmt.Errorf("%s: %w (see %s)", s.name, err, logFile.Name())
+	}
+	s.startMS = float64(time.Since(began).Microseconds()) / 1000
+	return stop, nil
 }
 
 func readRequests(path string) ([][]byte, error) {
