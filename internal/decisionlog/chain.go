@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -137,6 +138,14 @@ func appendCanonical(dst []byte, v any) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
 		return append(dst, "null"...), nil
+	case *direct:
+		return appendDirect(dst, v.v)
+	case *string:
+		return appendString(dst, *v), nil
+	case *time.Time:
+		dst = append(dst, '"')
+		dst = v.AppendFormat(dst, time.RFC3339Nano)
+		return append(dst, '"'), nil
 	case bool:
 		return strconv.AppendBool(dst, v), nil
 	case json.Number:
@@ -194,21 +203,37 @@ func appendMembers(dst []byte, m map[string]any, keep func(string) bool) ([]byte
 	return dst, nil
 }
 
+// plainASCII marks the bytes appendString copies as they are.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func appendString(dst []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	dst = append(dst, '"')
+	start := 0 // s[start:i] is copied as is
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, "\uFFFD"...)
-			} else {
-				dst = append(dst, s[i:i+size]...)
-			}
-			i += size
+		if plainASCII[c] {
+			i++
 			continue
 		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\uFFFD"...)
+			i++
+			start = i
+			continue
+		}
+		dst = append(dst, s[start:i]...)
 		switch c {
 		case '"', '\\':
 			dst = append(dst, '\\', c)
@@ -223,14 +248,12 @@ func appendString(dst []byte, s string) []byte {
 		case '\r':
 			dst = append(dst, '\\', 'r')
 		default:
-			if c < 0x20 {
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			} else {
-				dst = append(dst, c)
-			}
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 		}
 		i++
+		start = i
 	}
+	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
 
@@ -239,16 +262,37 @@ func appendString(dst []byte, s string) []byte {
 // goroutine only has to splice the chain in: the expensive encoding happens
 // in the callers' goroutines.
 func splitCanonical(doc map[string]any) (head, tail []byte, err error) {
-	buf, err := appendMembers(make([]byte, 0, 2048), doc, func(k string) bool { return k < "prev_hash" })
-	if err != nil {
-		return nil, nil, err
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		if k != "prev_hash" && k != "hash" {
+			keys = append(keys, k)
+		}
 	}
-	n := len(buf)
-	buf, err = appendMembers(buf, doc, func(k string) bool { return k > "prev_hash" })
-	if err != nil {
-		return nil, nil, err
+	slices.Sort(keys)
+	buf := make([]byte, 0, 2048)
+	n := -1
+	for i, k := range keys {
+		if n < 0 && k > "prev_hash" {
+			n = len(buf) // head ends here; tail starts after the comma
+		}
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, k)
+		buf = append(buf, ':')
+		if buf, err = appendCanonical(buf, doc[k]); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", k, err)
+		}
 	}
-	return buf[:n:n], buf[n:], nil
+	if n < 0 {
+		return buf, nil, nil
+	}
+	head = buf[:n:n]
+	tail = buf[n:]
+	if len(head) > 0 {
+		tail = tail[1:] // the comma
+	}
+	return head, tail, nil
 }
 
 const (

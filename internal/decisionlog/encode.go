@@ -9,29 +9,49 @@ import (
 	"unicode/utf8"
 )
 
-// eventDoc turns an event into the generic form that is masked and hashed:
-// the value that decoding json.Marshal(ev) with UseNumber would give, built
-// directly because the round trip costs more than all the rest of a record.
-// Every map and slice is new, so masking never touches the caller's values.
-// TestEventDocMatchesRoundTrip keeps it in step with Event's JSON tags.
-func eventDoc(ev Event) (map[string]any, error) {
+// eventDoc turns an event into the form that is masked and hashed: the value
+// that decoding json.Marshal(ev) with UseNumber would give, built directly
+// because the round trip costs more than all the rest of a record. Members
+// for which walk returns true (those masking walks) are generic values, every
+// map and slice new, so masking never touches the caller's values; the
+// others are wrapped to be encoded straight from the caller's values when
+// the record is (direct, see appendDirect). TestEventDocMatchesRoundTrip keeps it in step with Event's
+// JSON tags.
+func eventDoc(ev Event, walk func(key string) bool) (map[string]any, error) {
 	ts := ev.Timestamp.UTC()
 	if y := ts.Year(); y < 0 || y > 9999 {
 		return nil, fmt.Errorf("timestamp %v: year outside [0,9999]", ts)
 	}
-	doc := map[string]any{
-		"decision_id": ev.DecisionID,
-		"timestamp":   ts.Format(time.RFC3339Nano),
-		"path":        ev.Path,
-		"reason":      ev.Reason,
-		"allow":       ev.Allow,
+	// Strings and wrapped values go in by pointer into one scratch
+	// allocation: each stored in an interface directly would be an
+	// allocation of its own. appendCanonical knows *string, *time.Time and
+	// *direct; masking only ever replaces such a value.
+	sc := &docScratch{ts: ts}
+	doc := make(map[string]any, 16)
+	str := func(key, v string) {
+		p := &sc.str[sc.nstr]
+		sc.nstr++
+		*p = v
+		doc[key] = p
 	}
+	str("decision_id", ev.DecisionID)
+	doc["timestamp"] = &sc.ts
+	str("path", ev.Path)
+	str("reason", ev.Reason)
+	doc["allow"] = ev.Allow
 	put := func(key string, v any) error {
-		g, err := generic(v)
-		if err != nil {
-			return fmt.Errorf("%s: %w", key, err)
+		if walk(key) {
+			g, err := generic(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			doc[key] = g
+			return nil
 		}
-		doc[key] = g
+		p := &sc.direct[sc.ndirect]
+		sc.ndirect++
+		p.v = v
+		doc[key] = p
 		return nil
 	}
 	if ev.Input != nil {
@@ -45,12 +65,19 @@ func eventDoc(ev Event) (map[string]any, error) {
 		}
 	}
 	if len(ev.Bundles) > 0 {
-		b := make(map[string]any, len(ev.Bundles))
-		for name, info := range ev.Bundles {
-			b[name] = map[string]any{"revision": info.Revision}
-		}
-		if err := put("bundles", b); err != nil {
-			return nil, err
+		if walk("bundles") {
+			b := make(map[string]any, len(ev.Bundles))
+			for name, info := range ev.Bundles {
+				b[name] = map[string]any{"revision": info.Revision}
+			}
+			if err := put("bundles", b); err != nil {
+				return nil, err
+			}
+		} else {
+			p := &sc.direct[sc.ndirect]
+			sc.ndirect++
+			p.v = ev.Bundles
+			doc["bundles"] = p
 		}
 	}
 	if len(ev.Metrics) > 0 {
@@ -63,10 +90,14 @@ func eventDoc(ev Event) (map[string]any, error) {
 			return nil, err
 		}
 	}
-	for key, s := range map[string]string{"requested_by": ev.RequestedBy, "subject": ev.Subject, "client_id": ev.ClientID} {
-		if s != "" {
-			doc[key] = s
-		}
+	if ev.RequestedBy != "" {
+		str("requested_by", ev.RequestedBy)
+	}
+	if ev.Subject != "" {
+		str("subject", ev.Subject)
+	}
+	if ev.ClientID != "" {
+		str("client_id", ev.ClientID)
 	}
 	if len(ev.Masked) > 0 {
 		if err := put("masked", ev.Masked); err != nil {
@@ -74,6 +105,15 @@ func eventDoc(ev Event) (map[string]any, error) {
 		}
 	}
 	return doc, nil
+}
+
+// docScratch holds the values eventDoc stores by pointer.
+type docScratch struct {
+	ts      time.Time
+	str     [6]string
+	nstr    int
+	direct  [6]direct
+	ndirect int
 }
 
 // generic deep-copies v into map[string]any / []any / string / json.Number /
@@ -84,7 +124,14 @@ func generic(v any) (any, error) {
 	case nil, bool, string:
 		return v, nil
 	case json.Number:
-		return roundTrip(v) // encoding/json validates the literal
+		// As encoding/json writes it: "" as 0, an invalid literal refused.
+		if v == "" {
+			return json.Number("0"), nil
+		}
+		if !validNumber(string(v)) {
+			return nil, fmt.Errorf("json: invalid number literal %q", string(v))
+		}
+		return v, nil
 	case int:
 		return json.Number(strconv.Itoa(v)), nil
 	case int64:
@@ -187,4 +234,43 @@ func floatNumber(f float64, bits int) (any, error) {
 		}
 	}
 	return json.Number(b), nil
+}
+
+// validNumber reports whether s is a JSON number (RFC 8259), as
+// encoding/json checks a json.Number before writing it.
+func validNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == '-' {
+		s = s[1:]
+		if s == "" {
+			return false
+		}
+	}
+	switch {
+	case s[0] == '0':
+		s = s[1:]
+	case '1' <= s[0] && s[0] <= '9':
+		for s = s[1:]; s != "" && '0' <= s[0] && s[0] <= '9'; s = s[1:] {
+		}
+	default:
+		return false
+	}
+	if len(s) >= 2 && s[0] == '.' && '0' <= s[1] && s[1] <= '9' {
+		for s = s[2:]; s != "" && '0' <= s[0] && s[0] <= '9'; s = s[1:] {
+		}
+	}
+	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
+		s = s[1:]
+		if s[0] == '+' || s[0] == '-' {
+			s = s[1:]
+			if s == "" {
+				return false
+			}
+		}
+		for ; s != "" && '0' <= s[0] && s[0] <= '9'; s = s[1:] {
+		}
+	}
+	return s == ""
 }

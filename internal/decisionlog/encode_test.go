@@ -42,33 +42,46 @@ func TestEventDocMatchesRoundTrip(t *testing.T) {
 	typedNil.Result = nil
 	typedNil.Bundles = map[string]BundleInfo{}
 
-	for name, ev := range map[string]Event{"typical": testEvent(1), "bench": benchEvent(), "odd": odd, "typed nil": typedNil, "zero": {}} {
-		direct, err := eventDoc(ev)
-		if err != nil {
-			t.Fatalf("%s: eventDoc: %v", name, err)
+	walks := map[string]func(string) bool{
+		"generic": func(string) bool { return true },
+		"direct":  func(string) bool { return false },
+		"masking": (&Masker{}).walks,
+	}
+	for name, ev := range map[string]Event{"typical": testEvent(1), "bench": benchEvent(), "server": serverEvent(), "odd": odd, "typed nil": typedNil, "zero": {}} {
+		for how, walk := range walks {
+			name := name + "/" + how
+			direct, err := eventDoc(ev, walk)
+			if err != nil {
+				t.Fatalf("%s: eventDoc: %v", name, err)
+			}
+			compareRoundTrip(t, name, ev, direct)
 		}
-		ev.Timestamp = ev.Timestamp.UTC()
-		raw, err := json.Marshal(ev)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var viaJSON map[string]any
-		if err := decodeStrict(raw, &viaJSON); err != nil {
-			t.Fatal(err)
-		}
-		delete(viaJSON, "prev_hash")
-		delete(viaJSON, "hash")
-		a, err := appendCanonical(nil, direct)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		b, err := appendCanonical(nil, viaJSON)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(a) != string(b) {
-			t.Errorf("%s:\n direct %s\nvia json %s", name, a, b)
-		}
+	}
+}
+
+func compareRoundTrip(t *testing.T, name string, ev Event, direct map[string]any) {
+	t.Helper()
+	ev.Timestamp = ev.Timestamp.UTC()
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var viaJSON map[string]any
+	if err := decodeStrict(raw, &viaJSON); err != nil {
+		t.Fatal(err)
+	}
+	delete(viaJSON, "prev_hash")
+	delete(viaJSON, "hash")
+	a, err := appendCanonical(nil, direct)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	b, err := appendCanonical(nil, viaJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("%s:\n direct %s\nvia json %s", name, a, b)
 	}
 }
 
@@ -79,9 +92,18 @@ func TestEventDocErrors(t *testing.T) {
 		"bad number":    {Metrics: map[string]any{"n": json.Number("1x")}},
 		"year 10000":    {Timestamp: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
 		"func in slice": {Input: []any{func() {}}},
+		"func result":   {Result: []any{func() {}}},
+		"NaN metric":    {Metrics: map[string]any{"x": math.Inf(1)}},
+		"bad number 2":  {Result: map[string]any{"n": json.Number("01")}},
 	} {
-		if _, err := eventDoc(ev); err == nil {
-			t.Errorf("%s: no error", name)
+		for _, walk := range []func(string) bool{func(string) bool { return true }, func(string) bool { return false }} {
+			doc, err := eventDoc(ev, walk)
+			if err == nil {
+				_, _, err = splitCanonical(doc) // direct members fail when encoded
+			}
+			if err == nil {
+				t.Errorf("%s: no error", name)
+			}
 		}
 	}
 }

@@ -7,7 +7,9 @@
 //
 // A Writer owns the log file through a single goroutine that assigns the
 // chain in file order, rotates files without breaking the chain and resumes
-// it after a restart. Files, Verify, Query and Stats read the logs back.
+// it after a restart. Files, Verify, Query and Stats read the logs back. A
+// Shipper sends the records, once durable, to an OPA-compatible remote
+// decision-log service, through a disk spool.
 package decisionlog
 
 import (
@@ -29,6 +31,9 @@ var (
 	// under the FailClosed policy, or an earlier write or fsync failed.
 	// Callers must treat the decision as not logged (fail closed).
 	ErrUnavailable = errors.New("decisionlog: log unavailable")
+	// ErrTruncatedTail is wrapped by Open's error when the log ends in a
+	// partial line and Options.RepairTruncatedTail is not set.
+	ErrTruncatedTail = errors.New("truncated record at the end of the file")
 )
 
 // BundleInfo identifies the bundle revision a decision was made with.

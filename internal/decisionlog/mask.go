@@ -47,6 +47,22 @@ func NewMasker(pointers ...string) (*Masker, error) {
 	return m, nil
 }
 
+// walks reports whether masking looks inside the record's top-level member
+// key: input always (the built-in rules), and any member a pointer names.
+// eventDoc builds those members as generic values and encodes the others
+// directly.
+func (m *Masker) walks(key string) bool {
+	if key == "input" || key == "masked" {
+		return true
+	}
+	for _, p := range m.pointers {
+		if p.tokens[0] == key {
+			return true
+		}
+	}
+	return false
+}
+
 // Pointers returns the configured pointers.
 func (m *Masker) Pointers() []string {
 	out := make([]string, len(m.pointers))

@@ -225,9 +225,12 @@ type Summary struct {
 
 // Bucket counts the records whose timestamp falls in [Start, Start+size).
 type Bucket struct {
-	Start   time.Time
-	Allowed int
-	Denied  int
+	Start     time.Time
+	Allowed   int
+	Denied    int
+	ByReason  map[string]int
+	BySubject map[string]int
+	ByScope   map[string]int
 }
 
 // Stats aggregates the records of paths that match f. bucket > 0 also
@@ -255,13 +258,18 @@ func Stats(paths []string, f Filter, bucket time.Duration) (Summary, error) {
 			start := ev.Timestamp.UTC().Truncate(bucket)
 			b := buckets[start]
 			if b == nil {
-				b = &Bucket{Start: start}
+				b = &Bucket{Start: start, ByReason: map[string]int{}, BySubject: map[string]int{}, ByScope: map[string]int{}}
 				buckets[start] = b
 			}
 			if ev.Allow {
 				b.Allowed++
 			} else {
 				b.Denied++
+			}
+			b.ByReason[ev.Reason]++
+			b.BySubject[ev.Subject]++
+			for _, sc := range GrantedScopes(ev) {
+				b.ByScope[sc]++
 			}
 		}
 	}

@@ -352,8 +352,15 @@ func TestStats(t *testing.T) {
 		{Start: t0.Add(10 * time.Minute), Allowed: 3, Denied: 7},
 		{Start: t0.Add(20 * time.Minute), Allowed: 3, Denied: 7},
 	}
-	if !slices.Equal(s.Buckets, wantBuckets) {
+	if !slices.EqualFunc(s.Buckets, wantBuckets, func(a, b Bucket) bool {
+		return a.Start.Equal(b.Start) && a.Allowed == b.Allowed && a.Denied == b.Denied
+	}) {
 		t.Errorf("Buckets = %+v", s.Buckets)
+	}
+	// Records 0-9: reasons cycle allowed, missing_scope, unknown_scope.
+	if b := s.Buckets[0]; !maps.Equal(b.ByReason, map[string]int{"allowed": 4, "missing_scope": 3, "unknown_scope": 3}) ||
+		b.BySubject["app:translator-bot"] != 4 || b.ByScope["user:read"] != 7 {
+		t.Errorf("first bucket = %+v", b)
 	}
 
 	yes := true

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,21 @@ const (
 	FailClosed
 )
 
+// SyncPolicy says what LogDurable waits for.
+type SyncPolicy int
+
+const (
+	// SyncAlways: LogDurable returns once the record is fsynced. An
+	// acknowledged decision survives a process crash and a power loss.
+	SyncAlways SyncPolicy = iota
+	// SyncInterval: LogDurable returns once the record is written to the
+	// file (in the kernel's page cache), and the file is fsynced every
+	// FlushInterval and at Close. An acknowledged decision survives a crash
+	// or kill -9 of the process; a power loss or kernel crash can lose the
+	// records of the last FlushInterval.
+	SyncInterval
+)
+
 // Options configure a Writer. Only Path is required.
 type Options struct {
 	// Path is the active log file, e.g. "decisions.log"; rotated files go next
@@ -33,8 +49,8 @@ type Options struct {
 	Path string
 	// BufferSize is the queue capacity in records (default 4096).
 	BufferSize int
-	// FlushInterval is how often records written by Log are fsynced
-	// (default 200ms). LogDurable does not wait for it.
+	// FlushInterval is how often records written by Log (and by LogDurable
+	// under SyncInterval) are fsynced (default 200ms).
 	FlushInterval time.Duration
 	// MaxBytes rotates the active file before a record would take it past
 	// this size (0: no size rotation). A record larger than MaxBytes gets a
@@ -52,6 +68,8 @@ type Options struct {
 	Retention time.Duration
 	// OnFull is the policy when the queue is full (default Block).
 	OnFull FullPolicy
+	// Sync is what LogDurable waits for (default SyncAlways).
+	Sync SyncPolicy
 	// Masker masks records before they are hashed; nil applies the built-in
 	// rules only. Masking cannot be turned off.
 	Masker *Masker
@@ -129,6 +147,9 @@ type Writer struct {
 	closeOnce sync.Once
 	closeErr  error
 	failure   atomic.Pointer[error]
+	// durable is the hash of the last record known to be fsynced (or found
+	// on disk at Open); see DurableHash.
+	durable atomic.Pointer[string]
 
 	written, failed, rejected, rotations, syncs, bytes atomic.Uint64
 
@@ -157,6 +178,9 @@ func Open(ctx context.Context, opts Options) (*Writer, error) {
 	}
 	if opts.OnFull != Block && opts.OnFull != FailClosed {
 		return nil, fmt.Errorf("decisionlog: open: unknown OnFull policy %d", opts.OnFull)
+	}
+	if opts.Sync != SyncAlways && opts.Sync != SyncInterval {
+		return nil, fmt.Errorf("decisionlog: open: unknown Sync policy %d", opts.Sync)
 	}
 	if opts.BufferSize == 0 {
 		opts.BufferSize = 4096
@@ -192,6 +216,7 @@ func Open(ctx context.Context, opts Options) (*Writer, error) {
 	} else if err := w.openFile(ctx); err != nil {
 		return nil, err
 	}
+	w.setDurable()
 	go w.run()
 	return w, nil
 }
@@ -269,7 +294,7 @@ func (w *Writer) lastHash(path string) (hash string, ok bool, err error) {
 			return "", false, fmt.Errorf("decisionlog: open: read %s: %w", path, err)
 		}
 		if !w.opts.RepairTruncatedTail {
-			return "", false, fmt.Errorf("decisionlog: open: %s:%d: truncated record at the end of the file (%d bytes, no newline; the last run probably stopped mid-write); set RepairTruncatedTail to cut it off and continue the chain", path, line, len(data)-cut)
+			return "", false, fmt.Errorf("decisionlog: open: %s:%d: %w (%d bytes, no newline; the last run probably stopped mid-write); set RepairTruncatedTail to cut it off and continue the chain", path, line, ErrTruncatedTail, len(data)-cut)
 		}
 		if err := f.Truncate(off + int64(cut)); err != nil {
 			return "", false, fmt.Errorf("decisionlog: open: repair %s: %w", path, err)
@@ -368,9 +393,10 @@ func (w *Writer) Log(ctx context.Context, ev Event) error {
 }
 
 // LogDurable is Log that returns only after the record is written and
-// fsynced, or with the error that prevented it. Concurrent callers share
-// fsyncs (group commit). If ctx ends while waiting for the fsync, the record
-// may still be written.
+// fsynced (with Options.Sync SyncInterval: written, fsynced within
+// FlushInterval), or with the error that prevented it. Concurrent callers
+// share writes and fsyncs (group commit). If ctx ends while waiting, the
+// record may still be written.
 func (w *Writer) LogDurable(ctx context.Context, ev Event) error {
 	return w.log(ctx, ev, true)
 }
@@ -418,7 +444,7 @@ func (w *Writer) prepare(ev Event) (*request, error) {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = w.clock()
 	}
-	doc, err := eventDoc(ev)
+	doc, err := eventDoc(ev, w.masker.walks)
 	if err != nil {
 		return nil, fmt.Errorf("decisionlog: encode event: %w", err)
 	}
@@ -582,7 +608,7 @@ func (w *Writer) process(batch []*request) {
 		w.failed.Add(uint64(len(batch)))
 	} else {
 		err = w.appendBatch(batch)
-		if err == nil && slices.ContainsFunc(batch, func(r *request) bool { return r.done != nil }) {
+		if err == nil && w.opts.Sync == SyncAlways && slices.ContainsFunc(batch, func(r *request) bool { return r.done != nil }) {
 			err = w.sync()
 		}
 		if err != nil {
@@ -597,6 +623,12 @@ func (w *Writer) process(batch []*request) {
 			r.done <- err
 		}
 	}
+	// The callers just woken sit in this P's run queue. Without a yield
+	// the next batch's write and fsync would hold the P while they wait
+	// (with GOMAXPROCS 2, half the CPU), their next records would miss
+	// that batch, and group commits would shrink to a few records
+	// (BENCHMARKS.md: 4 instead of 20 records per fsync at 128 clients).
+	runtime.Gosched()
 }
 
 func (w *Writer) appendBatch(batch []*request) error {
@@ -650,7 +682,25 @@ func (w *Writer) sync() error {
 	}
 	w.unsynced = false
 	w.syncs.Add(1)
+	w.setDurable()
 	return nil
+}
+
+// setDurable publishes w.prev as durable. It is called after a successful
+// fsync, when every sealed record has been written (the buffer is always
+// flushed before a sync).
+func (w *Writer) setDurable() {
+	h := w.prev
+	w.durable.Store(&h)
+}
+
+// DurableHash returns the hash of the newest record that is on disk and
+// fsynced (at Open: the last record found on disk, GenesisHash for an empty
+// log). Records after it may be written but not yet fsynced. A Shipper reads
+// the log only up to this record, so nothing leaves the machine before it is
+// durable here. For Path "-" it follows the records written to stdout.
+func (w *Writer) DurableHash() string {
+	return *w.durable.Load()
 }
 
 func (w *Writer) tick() {

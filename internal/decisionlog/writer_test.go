@@ -818,3 +818,37 @@ func TestOpenRefusesDamagedRotatedTail(t *testing.T) {
 		t.Fatalf("Open = %v, want the rotated file's line 2", err)
 	}
 }
+
+func TestSyncIntervalAnswersAfterTheWrite(t *testing.T) {
+	path := logPath(t)
+	w := openT(t, Options{Path: path, Sync: SyncInterval, FlushInterval: time.Hour})
+	logRange(t, w, 0, 3)
+	// Written (a kill -9 now would not lose them), not yet fsynced.
+	if n := len(lines(t, path)); n != 3 {
+		t.Fatalf("%d lines in the file after 3 acknowledged records", n)
+	}
+	if st := w.Stats(); st.Syncs != 0 || st.Written != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+	if w.DurableHash() != GenesisHash {
+		t.Fatal("DurableHash moved without an fsync")
+	}
+	closeT(t, w)
+	rep := mustVerify(t, path)
+	if rep.Records != 3 {
+		t.Fatalf("records %d", rep.Records)
+	}
+
+	// SyncAlways (the default) fsyncs before answering, and DurableHash follows.
+	w = openT(t, Options{Path: path, FlushInterval: time.Hour})
+	logRange(t, w, 3, 4)
+	if st := w.Stats(); st.Syncs != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if got := w.DurableHash(); got == rep.LastHash || got == GenesisHash {
+		t.Fatal("DurableHash did not follow the fsync")
+	}
+	if _, err := Open(context.Background(), Options{Path: logPath(t), Sync: 7}); err == nil {
+		t.Fatal("unknown Sync policy accepted")
+	}
+}
