@@ -4,6 +4,7 @@
 #   granted_scopes: ["user:read", "project:write"]  (or one space-separated string)
 #   action: "project:launch"                         (or method + path of a route)
 #   method: "POST", path: "/projects/42/launch"
+#   requested_scopes: ["project:manage"]              (optional: what the app asked for)
 #
 # data.scopegate.catalog is generated from scopes.yaml (scopegate gen):
 # scopes[name].implies is the transitive closure, scopes[name].satisfied_by
@@ -107,6 +108,39 @@ unique_in_order(xs) := [x | some i, x in xs; not x in array.slice(xs, 0, i)]
 
 matched := {s | some s in required_any_of; s in token_scopes}
 
+# --- What the app asked for ----------------------------------------------------
+#
+# The user may grant fewer scopes than the app requested, or narrow a token
+# later. When the app says what it requested, the decision lists what the
+# token lacks and whether that is why the action is denied, so the app can
+# degrade the feature or send the user through consent again.
+
+# Without requested_scopes none of this is evaluated (the usual case).
+requested_given if input.requested_scopes
+
+requested := {s | some s in input.requested_scopes} if {
+	is_array(input.requested_scopes)
+} else := {s | some s in split(input.requested_scopes, " "); s != ""} if {
+	is_string(input.requested_scopes)
+} else := set()
+
+# A requested scope is granted when the token confers it, directly or
+# through an including scope (requested project:read, granted project:write).
+default requested_not_granted := set()
+
+requested_not_granted := {s | some s in requested; not s in effective; not s in token_scopes} if requested_given
+
+# Requested scopes the token lacks that would have allowed the action.
+requested_would_allow := {s | some s in requested_not_granted; s in required_any_of}
+
+default narrowed_by_user := false
+
+narrowed_by_user if {
+	requested_given
+	reason in {"missing_scope", "no_scopes"}
+	count(requested_would_allow) > 0
+}
+
 # --- The decision --------------------------------------------------------------
 
 reason := "unknown_scope" if {
@@ -164,6 +198,8 @@ decision := {
 	"sensitive": sensitive,
 	"explain": explain,
 	"remedy": remedy,
+	"requested_not_granted": sort(requested_not_granted),
+	"narrowed_by_user": narrowed_by_user,
 }
 
 default required_any_of_or_empty := []
@@ -172,7 +208,7 @@ required_any_of_or_empty := required_any_of
 
 # --- Explanation ---------------------------------------------------------------
 
-explain := array.concat(array.concat(explain_action, explain_requirement), explain_token)
+explain := array.concat(array.concat(array.concat(explain_action, explain_requirement), explain_token), explain_requested)
 
 default explain_action := []
 
@@ -219,10 +255,38 @@ match_text := concat(", ", [sprintf("%s confers %s", [s, action]) | some s in so
 	count(matched) > 0
 } else := "none of them"
 
+default explain_requested := []
+
+explain_requested := array.concat(explain_not_granted, explain_not_requested) if requested_given
+
+default explain_not_granted := []
+
+explain_not_granted := [sprintf("the app requested %s, which would allow %s, but the user granted less: the token lacks it", [concat(", ", sort(requested_would_allow)), action])] if {
+	narrowed_by_user
+}
+
+explain_not_granted := [sprintf("requested but not granted: %s", [concat(", ", sort(requested_not_granted))])] if {
+	not narrowed_by_user
+	count(requested_not_granted) > 0
+}
+
+default explain_not_requested := []
+
+explain_not_requested := [sprintf("the app requested none of [%s]: it must ask for %s before the user can grant it", [concat(" ", required_any_of), narrowest])] if {
+	reason in {"missing_scope", "no_scopes"}
+	count(requested) > 0
+	count(requested_would_allow) == 0
+}
+
 default remedy := ""
 
 remedy := sprintf("request scope %s (narrowest) and send the user through consent again", [narrowest]) if {
 	reason in {"missing_scope", "no_scopes"}
+	not narrowed_by_user
+}
+
+remedy := sprintf("the user did not grant %s: degrade this feature, or send the user through consent again for %s, the narrowest scope that allows it (they may decline again)", [concat(", ", sort(requested_would_allow)), narrowest]) if {
+	narrowed_by_user
 }
 
 remedy := sprintf("remove %s from the token, or add it to the catalog (scopes.yaml)", [concat(", ", sort(unknown_scopes))]) if {

@@ -1,5 +1,5 @@
 # Unit tests for the decision, against the generated reference catalog.
-# Run with `go test ./...` (OPA's tester) or `opa test policies bundles/scopegate`.
+# Run with `go test ./...` (OPA's tester), `opa test policies bundles/scopegate/data.json` or `opa test -b bundles/scopegate`.
 package scopegate.authz_test
 
 import data.scopegate.authz
@@ -150,4 +150,66 @@ test_allow_is_false_by_construction_on_error_paths if {
 	every a in ["", "x", "project:explode"] {
 		not decide(["project:manage"], a).allow
 	}
+}
+
+# --- Requested vs granted ------------------------------------------------------
+
+requested(granted, requested, action) := d if {
+	d := authz.decision with input as {"granted_scopes": granted, "requested_scopes": requested, "action": action}
+}
+
+test_narrowed_by_user_when_a_requested_scope_would_allow if {
+	d := requested(["project:write"], ["project:manage", "user:read"], "project:launch")
+	not d.allow
+	d.reason == "missing_scope"
+	d.narrowed_by_user
+	d.requested_not_granted == ["project:manage", "user:read"]
+	"the app requested project:manage, which would allow project:launch, but the user granted less: the token lacks it" in d.explain
+	startswith(d.remedy, "the user did not grant project:manage")
+}
+
+test_not_narrowed_when_the_app_never_asked if {
+	d := requested(["project:write"], ["project:write"], "project:launch")
+	not d.narrowed_by_user
+	d.requested_not_granted == []
+	"the app requested none of [project:launch project:manage]: it must ask for project:launch before the user can grant it" in d.explain
+	startswith(d.remedy, "request scope project:launch")
+}
+
+test_implied_requested_scope_counts_as_granted if {
+	d := requested(["project:write"], ["project:read"], "project:read")
+	d.allow
+	d.requested_not_granted == []
+	not d.narrowed_by_user
+}
+
+test_allow_lists_declined_scopes_without_narrowing if {
+	d := requested(["project:write"], "project:write user:email", "project:read")
+	d.allow
+	d.requested_not_granted == ["user:email"]
+	not d.narrowed_by_user
+	"requested but not granted: user:email" in d.explain
+}
+
+test_narrowed_with_no_scopes_granted if {
+	d := requested([], ["user:read"], "profile.read")
+	d.reason == "no_scopes"
+	d.narrowed_by_user
+}
+
+test_without_requested_scopes_nothing_changes if {
+	d := decide(["project:write"], "project:launch")
+	d.requested_not_granted == []
+	not d.narrowed_by_user
+}
+
+test_narrowing_is_only_for_missing_scopes if {
+	not requested(["project:write"], ["project:manage"], "project:explode").narrowed_by_user
+	not requested(["project:write", "project:nuke"], ["project:manage"], "project:launch").narrowed_by_user
+}
+
+test_requested_scopes_of_another_type_are_ignored if {
+	d := requested(["project:write"], 42, "project:launch")
+	d.requested_not_granted == []
+	not d.narrowed_by_user
 }

@@ -50,6 +50,11 @@ type Decision struct {
 	Sensitive        bool     `json:"sensitive"`
 	Explain          []string `json:"explain"`
 	Remedy           string   `json:"remedy,omitempty"`
+	// RequestedNotGranted: scopes the app requested (input requested_scopes)
+	// that the token does not confer. NarrowedByUser: the deny is because
+	// of them (the user granted less than the app asked for).
+	RequestedNotGranted []string `json:"requested_not_granted"`
+	NarrowedByUser      bool     `json:"narrowed_by_user"`
 	// Trace is OPA's evaluation trace, only when asked for.
 	Trace []string `json:"trace,omitempty"`
 }
@@ -62,6 +67,12 @@ type Engine struct {
 	// the keyed inputs; noCache says why.
 	cache   *decisionCache
 	noCache string
+	// catalog is read from the data once, for the catalog endpoints
+	// (catalogview.go); catalogErr says why there is none.
+	catalog    *CatalogView
+	catalogErr error
+	// actions evaluates data.scopegate.actions on first use (actions.go).
+	actions *actionsSource
 }
 
 // DefaultCacheSize is how many decisions an engine remembers per generation.
@@ -110,6 +121,8 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 		return nil, fmt.Errorf("prepare policy: %w", err)
 	}
 	e := &Engine{query: pq, revision: src.Revision}
+	e.catalog, e.catalogErr = NewCatalogView(src.Data)
+	e.actions = &actionsSource{modules: parsed, data: src.Data}
 	switch e.noCache = cacheability(parsed); {
 	case cfg.cacheSize <= 0:
 		e.noCache = "cache turned off"
@@ -186,6 +199,8 @@ func Deny(reason, why string) Decision {
 		Matched:          []string{},
 		Missing:          []string{},
 		Explain:          []string{why},
+
+		RequestedNotGranted: []string{},
 	}
 }
 
@@ -211,6 +226,15 @@ func decode(v any) (Decision, error) {
 	d.Sensitive = r.boolean("sensitive")
 	d.Explain = r.strings("explain")
 	d.Remedy = r.str("remedy")
+	// The requested-vs-granted fields came after the first contract: a
+	// policy (or bundle) written before them still decides, without them.
+	d.RequestedNotGranted = []string{}
+	if _, ok := m["requested_not_granted"]; ok {
+		d.RequestedNotGranted = r.strings("requested_not_granted")
+	}
+	if _, ok := m["narrowed_by_user"]; ok {
+		d.NarrowedByUser = r.boolean("narrowed_by_user")
+	}
 	if r.err != nil {
 		return Decision{}, r.err
 	}
@@ -219,6 +243,9 @@ func decode(v any) (Decision, error) {
 	}
 	if d.Allow != (d.Reason == ReasonAllowed) {
 		return Decision{}, fmt.Errorf("decision allow=%v contradicts reason %q", d.Allow, d.Reason)
+	}
+	if d.NarrowedByUser && d.Allow {
+		return Decision{}, errors.New("decision is an allow narrowed by the user")
 	}
 	return d, nil
 }

@@ -95,12 +95,31 @@ func TestFailClosed(t *testing.T) {
 		{"allow contradicting reason", `package scopegate.authz
 
 decision := {"allow": true, "reason": "missing_scope", "action": "", "route": "", "required_any_of": [], "granted_effective": [],
-	"matched": [], "missing": [], "narrowest": "", "unknown_scopes": [], "sensitive": false, "explain": [], "remedy": ""}
+	"matched": [], "missing": [], "narrowest": "", "unknown_scopes": [], "sensitive": false, "explain": [], "remedy": "",
+	"requested_not_granted": [], "narrowed_by_user": false}
 `},
 		{"mistyped field", `package scopegate.authz
 
 decision := {"allow": "yes", "reason": "allowed", "action": "", "route": "", "required_any_of": [], "granted_effective": [],
-	"matched": [], "missing": [], "narrowest": "", "unknown_scopes": [], "sensitive": false, "explain": [], "remedy": ""}
+	"matched": [], "missing": [], "narrowest": "", "unknown_scopes": [], "sensitive": false, "explain": [], "remedy": "",
+	"requested_not_granted": [], "narrowed_by_user": false}
+`},
+		{"allow narrowed by the user", `package scopegate.authz
+
+decision := {"allow": true, "reason": "allowed", "action": "", "route": "", "required_any_of": [], "granted_effective": [],
+	"matched": [], "missing": [], "narrowest": "", "unknown_scopes": [], "sensitive": false, "explain": [], "remedy": "",
+	"requested_not_granted": ["project:read"], "narrowed_by_user": true}
+`},
+		{"mistyped requested_not_granted", `package scopegate.authz
+
+decision := {"allow": true, "reason": "allowed", "action": "", "route": "", "required_any_of": [], "granted_effective": [],
+	"matched": [], "missing": [], "narrowest": "", "unknown_scopes": [], "sensitive": false, "explain": [], "remedy": "",
+	"requested_not_granted": "project:read", "narrowed_by_user": false}
+`},
+		{"lacks a core field (explain)", `package scopegate.authz
+
+decision := {"allow": true, "reason": "allowed", "action": "", "route": "", "required_any_of": [], "granted_effective": [],
+	"matched": [], "missing": [], "narrowest": "", "unknown_scopes": [], "sensitive": false, "remedy": ""}
 `},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,5 +188,23 @@ func BenchmarkDecide(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestPolicyWithoutRequestedFields: a policy written before the
+// requested-vs-granted fields existed still decides (they are additions to
+// the contract), and its allow stays an allow.
+func TestPolicyWithoutRequestedFields(t *testing.T) {
+	src := repoSource(t)
+	src.Modules = map[string]string{"old.rego": `package scopegate.authz
+
+decision := {"allow": true, "reason": "allowed", "action": "user:read", "route": "", "required_any_of": ["user:read"],
+	"granted_effective": ["user:read"], "matched": ["user:read"], "missing": [], "narrowest": "user:read",
+	"unknown_scopes": [], "sensitive": false, "explain": ["old policy"], "remedy": ""}
+`}
+	e := newEngine(t, src)
+	d, err := e.DecideInput(context.Background(), engine.Input{GrantedScopes: []string{"user:read"}, Action: "user:read"}, engine.Options{})
+	if err != nil || !d.Allow || d.RequestedNotGranted == nil || d.NarrowedByUser {
+		t.Fatalf("got %+v, %v", d, err)
 	}
 }

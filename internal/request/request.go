@@ -279,7 +279,11 @@ func jsonKind(goKind string) string {
 
 // checkShape walks the raw JSON once to bound nesting and duplicate keys,
 // which encoding/json would otherwise accept silently (last key wins).
-func checkShape(raw []byte) *Error {
+func checkShape(raw []byte) *Error { return checkShapeKnown(raw, knownKeys) }
+
+// checkShapeKnown is checkShape for a body whose closed objects (by path)
+// list their fields in known.
+func checkShapeKnown(raw []byte, known map[string]map[string]bool) *Error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	type frame struct {
@@ -314,7 +318,7 @@ func checkShape(raw []byte) *Error {
 			if top.keys[key] {
 				return invalid(joinPath(top.path, key), "key given twice")
 			}
-			if known, closed := knownKeys[top.path]; closed && len(stack) <= 2 && !known[key] {
+			if fields, closed := known[top.path]; closed && len(stack) <= 2 && !fields[key] {
 				return invalid(joinPath(top.path, key), "unknown field")
 			}
 			top.keys[key] = true
