@@ -48,7 +48,14 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	eng := s.engine.Load()
+	writeJSON(w, http.StatusOK, s.decide(r, s.engine.Load(), id, start, in, opt))
+}
+
+// decide answers one decoded question with eng (nil: a policy_error deny),
+// records it in the decision log and counts it. A decision that cannot be
+// recorded is answered as a deny. /v1/decide and each check of
+// /v1/decide/batch go through here.
+func (s *Server) decide(r *http.Request, eng *engine.Engine, id string, start time.Time, in engine.Input, opt engine.Options) response {
 	revision := ""
 	var d engine.Decision
 	if eng == nil {
@@ -68,7 +75,7 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 		resp.Decision = engine.Deny(ReasonLogUnavailable, "the decision could not be recorded in the decision log; denied")
 	}
 	s.metrics.observe(resp.Reason, resp.Allow, s.opts.Now().Sub(start))
-	writeJSON(w, http.StatusOK, resp)
+	return resp
 }
 
 // reject answers a bad request and still records it: auditors see every

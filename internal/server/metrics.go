@@ -11,6 +11,8 @@ type metrics struct {
 	decisions *prometheus.CounterVec
 	latency   prometheus.Histogram
 	panics    prometheus.Counter
+
+	authFailures *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,7 +31,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Panics recovered while serving; each was answered as a deny or an error.",
 		}),
 	}
-	reg.MustRegister(m.decisions, m.latency, m.panics)
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "scopegate_auth_failures_total",
+		Help: "Requests refused for lack of credentials (unauthenticated) or role (forbidden).",
+	}, []string{"result"})
+	reg.MustRegister(m.decisions, m.latency, m.panics, m.authFailures)
 	return m
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/scopegate/scopegate/internal/auth"
 	"github.com/scopegate/scopegate/internal/decisionlog"
 	"github.com/scopegate/scopegate/internal/engine"
 	"github.com/scopegate/scopegate/internal/request"
@@ -44,10 +45,17 @@ type Options struct {
 	Labels map[string]string
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
+	// Auth checks callers; nil means auth off (every caller may decide;
+	// admin endpoints are open only because the operator chose no auth).
+	Auth *auth.Authenticator
 	// Status, when set, describes how the policy was loaded (bundle state):
 	// /ready shows details under "bundle" and lastError, if not empty, as
 	// "last_error".
 	Status func() (details any, lastError string)
+	// DecisionLogPath is the active decision log file that the auditor
+	// endpoints (/v1/admin/decisions, .../verify, /v1/admin/advice) read
+	// back; "" or "-" (stdout) turns them off.
+	DecisionLogPath string
 }
 
 // Server answers decisions with the engine it currently holds.
@@ -76,10 +84,15 @@ func New(eng *engine.Engine, opts Options) *Server {
 		s.engine.Store(eng)
 	}
 	r := mux.NewRouter()
-	r.Use(s.recoverPanics)
+	r.Use(s.recoverPanics, withRequestID, s.authenticate)
 	r.HandleFunc("/v1/decide", s.handleDecide).Methods(http.MethodPost)
+	r.HandleFunc("/v1/decide/batch", s.handleDecideBatch).Methods(http.MethodPost)
+	r.HandleFunc("/v1/scopes", s.handleScopes).Methods(http.MethodGet)
+	r.HandleFunc("/v1/scopes/normalize", s.handleNormalize).Methods(http.MethodPost)
+	r.HandleFunc("/v1/scopes/{name}", s.handleScope).Methods(http.MethodGet)
 	r.HandleFunc("/health", s.handleHealth).Methods(http.MethodGet)
 	r.HandleFunc("/ready", s.handleReady).Methods(http.MethodGet)
+	s.registerAdmin(r) // /v1/admin/* for auditors, and the /ui page (admin.go)
 	if opts.Gatherer != nil {
 		r.Handle("/metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	}

@@ -56,24 +56,26 @@ func repoEngine(t *testing.T) *engine.Engine {
 }
 
 type decideResponse struct {
-	DecisionID       string   `json:"decision_id"`
-	Allow            bool     `json:"allow"`
-	Reason           string   `json:"reason"`
-	Action           string   `json:"action"`
-	Route            string   `json:"route"`
-	Sensitive        bool     `json:"sensitive"`
-	RequiredAnyOf    []string `json:"required_any_of"`
-	GrantedEffective []string `json:"granted_effective"`
-	Matched          []string `json:"matched"`
-	Missing          []string `json:"missing"`
-	Narrowest        string   `json:"narrowest"`
-	UnknownScopes    []string `json:"unknown_scopes"`
-	Explain          []string `json:"explain"`
-	Remedy           string   `json:"remedy"`
-	Trace            []string `json:"trace"`
-	BundleRevision   string   `json:"bundle_revision"`
-	Policy           string   `json:"policy"`
-	Error            *struct {
+	DecisionID          string   `json:"decision_id"`
+	Allow               bool     `json:"allow"`
+	Reason              string   `json:"reason"`
+	Action              string   `json:"action"`
+	Route               string   `json:"route"`
+	Sensitive           bool     `json:"sensitive"`
+	RequiredAnyOf       []string `json:"required_any_of"`
+	GrantedEffective    []string `json:"granted_effective"`
+	Matched             []string `json:"matched"`
+	Missing             []string `json:"missing"`
+	Narrowest           string   `json:"narrowest"`
+	UnknownScopes       []string `json:"unknown_scopes"`
+	Explain             []string `json:"explain"`
+	Remedy              string   `json:"remedy"`
+	RequestedNotGranted []string `json:"requested_not_granted"`
+	NarrowedByUser      bool     `json:"narrowed_by_user"`
+	Trace               []string `json:"trace"`
+	BundleRevision      string   `json:"bundle_revision"`
+	Policy              string   `json:"policy"`
+	Error               *struct {
 		Code, Message, Field string
 	} `json:"error"`
 }
@@ -100,7 +102,12 @@ func post(t *testing.T, url, body string) (int, decideResponse) {
 
 func start(t *testing.T, eng *engine.Engine, log server.DecisionLog) string {
 	t.Helper()
-	ts := httptest.NewServer(server.New(eng, server.Options{Log: log}))
+	return newTestServer(t, server.New(eng, server.Options{Log: log}))
+}
+
+func newTestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 	return ts.URL
 }

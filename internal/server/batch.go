@@ -1,0 +1,48 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/google/uuid"
+
+	"github.com/scopegate/scopegate/internal/engine"
+	"github.com/scopegate/scopegate/internal/request"
+)
+
+// batchResponse answers POST /v1/decide/batch: one /v1/decide answer per
+// check, in the order of the checks.
+type batchResponse struct {
+	Results []response `json:"results"`
+}
+
+// handleDecideBatch decides many checks for one token: an app deciding
+// which features to show. Every check is a decision of its own: its own
+// decision_id, its own decision-log record, failing closed on its own.
+// All checks are decided by the same engine (one bundle revision).
+func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
+	start := s.opts.Now()
+	if explain := r.URL.Query().Get("explain"); explain != "" && explain != "notes" {
+		s.reject(w, r, uuid.NewString(), start, http.StatusBadRequest, &request.Error{Code: request.CodeInvalidInput, Field: "explain",
+			Message: "query parameter explain=full is not available for batches; ask /v1/decide?explain=full for one check"})
+		return
+	}
+	ins, bad := request.DecodeBatch(http.MaxBytesReader(w, r.Body, request.MaxBatchBodyBytes))
+	if bad != nil {
+		status := http.StatusBadRequest
+		if bad.Code == request.CodeTooLarge {
+			status = http.StatusRequestEntityTooLarge
+		}
+		s.reject(w, r, uuid.NewString(), start, status, bad)
+		return
+	}
+	eng := s.engine.Load()
+	out := batchResponse{Results: make([]response, len(ins))}
+	for i, in := range ins {
+		checkStart := start
+		if i > 0 {
+			checkStart = s.opts.Now()
+		}
+		out.Results[i] = s.decide(r, eng, uuid.NewString(), checkStart, in, engine.Options{})
+	}
+	writeJSON(w, http.StatusOK, out)
+}

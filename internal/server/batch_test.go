@@ -1,0 +1,131 @@
+package server_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+type batchJSON struct {
+	Results []decideResponse `json:"results"`
+	Error   *struct {
+		Code, Message, Field string
+	} `json:"error"`
+	DecisionID string `json:"decision_id"`
+}
+
+func TestDecideBatch(t *testing.T) {
+	log := &recordingLog{}
+	eng := repoEngine(t)
+	url := start(t, eng, log) + "/v1/decide/batch"
+	var b batchJSON
+	status := fetch(t, "POST", url, `{"subject":"app:bot","client_id":"c1",
+		"scope":"project:write user:read","requested_scopes":"project:manage user:read user:email",
+		"checks":[{"action":"project:read"},{"action":"project:launch"},{"method":"GET","path":"/me/email"},
+		          {"action":"project:explode"},{"method":"DELETE","path":"/projects/4"},{"action":"glossary:read"}]}`, &b)
+	if status != 200 {
+		t.Fatalf("status %d: %+v", status, b.Error)
+	}
+	want := []struct {
+		allow    bool
+		reason   string
+		narrowed bool
+	}{
+		{true, "allowed", false},
+		{false, "missing_scope", true},   // project:manage was requested, not granted
+		{false, "missing_scope", true},   // user:email was requested, not granted
+		{false, "unknown_action", false}, // not a narrowing
+		{false, "missing_scope", true},   // project:manage deletes
+		{false, "missing_scope", false},  // never requested
+	}
+	if len(b.Results) != len(want) {
+		t.Fatalf("%d results", len(b.Results))
+	}
+	ids := map[string]bool{}
+	for i, w := range want {
+		d := b.Results[i]
+		if d.Allow != w.allow || d.Reason != w.reason || d.NarrowedByUser != w.narrowed {
+			t.Errorf("check %d: allow=%v reason=%s narrowed=%v, want %+v (explain %q)", i, d.Allow, d.Reason, d.NarrowedByUser, w, d.Explain)
+		}
+		if d.DecisionID == "" || ids[d.DecisionID] || d.BundleRevision != eng.Revision() || d.Policy != "data.scopegate.authz" {
+			t.Errorf("check %d: id %q revision %q policy %q", i, d.DecisionID, d.BundleRevision, d.Policy)
+		}
+		ids[d.DecisionID] = true
+		if fmt.Sprint(d.RequestedNotGranted) != "[project:manage user:email]" {
+			t.Errorf("check %d: requested_not_granted %v", i, d.RequestedNotGranted)
+		}
+	}
+	// Each check is its own decision-log record, in order.
+	events := log.all()
+	if len(events) != len(want) {
+		t.Fatalf("logged %d records, want %d", len(events), len(want))
+	}
+	for i, ev := range events {
+		if ev.DecisionID != b.Results[i].DecisionID || ev.Allow != want[i].allow || ev.Reason != want[i].reason ||
+			ev.Subject != "app:bot" || ev.ClientID != "c1" || ev.Bundles["scopegate"].Revision != eng.Revision() {
+			t.Errorf("record %d = %+v", i, ev)
+		}
+	}
+}
+
+func TestDecideBatchBadInput(t *testing.T) {
+	log := &recordingLog{}
+	url := start(t, repoEngine(t), log) + "/v1/decide/batch"
+	for _, tc := range []struct {
+		name, query, body, field string
+		status                   int
+	}{
+		{"malformed", "", `{"checks":[`, "", 400},
+		{"no checks", "", `{"scope":"user:read"}`, "checks", 400},
+		{"too many", "", `{"checks":[` + strings.TrimSuffix(strings.Repeat(`{"action":"public"},`, 101), ",") + `]}`, "checks", 400},
+		{"bad check", "", `{"checks":[{"action":"public"},{"method":"GET","path":"nope"}]}`, "checks[1].path", 400},
+		{"unknown check field", "", `{"checks":[{"action":"public","scopes":"x"}]}`, "checks[0].scopes", 400},
+		{"shared field", "", `{"granted_scopes":"a  b","checks":[{"action":"public"}]}`, "granted_scopes", 400},
+		{"explain full", "?explain=full", `{"checks":[{"action":"public"}]}`, "explain", 400},
+		{"too large", "", `{"context":{"k":"` + strings.Repeat("x", 300<<10) + `"},"checks":[{"action":"public"}]}`, "", 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b batchJSON
+			status := fetch(t, "POST", url+tc.query, tc.body, &b)
+			if status != tc.status || b.Error == nil || b.Error.Field != tc.field || b.DecisionID == "" || len(b.Results) != 0 {
+				t.Fatalf("status %d, %+v", status, b)
+			}
+		})
+	}
+	// A rejected batch is one invalid_input record, as for /v1/decide.
+	events := log.all()
+	if len(events) != 8 {
+		t.Fatalf("logged %d records, want 8", len(events))
+	}
+	for _, ev := range events {
+		if ev.Allow || ev.Reason != "invalid_input" {
+			t.Errorf("record %+v", ev)
+		}
+	}
+}
+
+// TestDecideBatchFailsClosedPerCheck: without a policy every check is a
+// policy_error deny; when the log fails every check is log_unavailable.
+func TestDecideBatchFailsClosedPerCheck(t *testing.T) {
+	body := `{"granted_scopes":["project:manage"],"checks":[{"action":"project:read"},{"action":"project:launch"}]}`
+	for _, tc := range []struct {
+		name   string
+		url    string
+		reason string
+	}{
+		{"no policy", start(t, nil, &recordingLog{}), "policy_error"},
+		{"log down", start(t, repoEngine(t), &recordingLog{err: errors.New("disk full")}), "log_unavailable"},
+	} {
+		var b batchJSON
+		status := fetch(t, "POST", tc.url+"/v1/decide/batch", body, &b)
+		if status != 200 || len(b.Results) != 2 {
+			t.Fatalf("%s: status %d, %+v", tc.name, status, b)
+		}
+		for i, d := range b.Results {
+			if d.Allow || d.Reason != tc.reason || d.DecisionID == "" {
+				t.Errorf("%s: check %d = %+v", tc.name, i, d)
+			}
+		}
+	}
+}
