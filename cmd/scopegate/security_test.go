@@ -1,0 +1,89 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServeRefusesOpenNonLoopback(t *testing.T) {
+	out, err := exec.Command(binary, "serve", "--addr", "0.0.0.0:0", "--catalog", repoPath("scopes.yaml"),
+		"--policies", repoPath("policies"), "--decision-log", filepath.Join(t.TempDir(), "d.log")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "without authentication") {
+		t.Fatalf("want a refusal, got %v:\n%s", err, out)
+	}
+}
+
+func TestServeWithTokens(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("billing s3cret-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, dir, "--auth-tokens", tokens)
+	call := func(token string) int {
+		req, _ := http.NewRequest("POST", srv.url+"/v1/decide", strings.NewReader(`{"granted_scopes":["user:read"],"action":"user:read"}`))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := call(""); got != 401 {
+		t.Errorf("no token: %d", got)
+	}
+	if got := call("s3cret-token-0123456789"); got != 200 {
+		t.Errorf("good token: %d", got)
+	}
+	// The token never reaches the decision log.
+	raw, _ := os.ReadFile(filepath.Join(dir, "decisions.log"))
+	if strings.Contains(string(raw), "s3cret-token") {
+		t.Error("token written to the decision log")
+	}
+}
+
+// TestSlowClientsAreCutOff: a client that stops mid-headers or mid-body is
+// disconnected by the server's timeouts, and the server keeps answering
+// others meanwhile.
+func TestSlowClientsAreCutOff(t *testing.T) {
+	srv := startServe(t, t.TempDir(), "--read-header-timeout", "300ms", "--read-timeout", "600ms")
+	addr := strings.TrimPrefix(srv.url, "http://")
+	for name, partial := range map[string]string{
+		"headers": "POST /v1/decide HTTP/1.1\r\nHost: x\r\n",
+		"body":    "POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"granted",
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.Write([]byte(partial)); err != nil {
+				t.Fatal(err)
+			}
+			// Meanwhile a well-behaved client is served.
+			if status, _ := srv.decide(t, `{"granted_scopes":["user:read"],"action":"user:read"}`); status != 200 {
+				t.Errorf("other client got %d", status)
+			}
+			began := time.Now()
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.ReadAll(conn) // returns when the server closes
+			if err != nil {
+				t.Fatalf("server did not close the stalled connection: %v", err)
+			}
+			if waited := time.Since(began); waited > 3*time.Second {
+				t.Errorf("closed after %s", waited)
+			}
+		})
+	}
+}

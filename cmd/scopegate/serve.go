@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/scopegate/scopegate/internal/bundle"
+	"github.com/scopegate/scopegate/internal/engine"
+	"github.com/scopegate/scopegate/internal/server"
+	"github.com/scopegate/scopegate/internal/source"
+)
+
+type serveConfig struct {
+	addr            string
+	catalog         string
+	policies        string
+	decisionLog     string
+	dl              decisionLogConfig
+	logLevel        string
+	shutdownTimeout time.Duration
+	security        securityConfig
+
+	bundle            string
+	bundlePoll        time.Duration
+	bundleRunTests    bool
+	bundleToken       string
+	verificationKey   string
+	verificationKeyID string
+	verificationAlg   string
+}
+
+func newServeCmd() *cobra.Command {
+	var cfg serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve POST /v1/decide on the catalog and policies",
+		Long: `serve compiles the policies against the catalog once, then answers
+POST /v1/decide, GET /health, GET /ready and GET /metrics. Every decision is
+written to the decision log before it is answered.
+
+With --bundle it serves an OPA bundle instead (a directory, a .tar.gz or an
+http(s) URL), polls it every --bundle-poll and swaps in each new revision that
+reads, verifies (--verification-key), compiles and, with --bundle-run-tests,
+passes its own Rego tests. A refused bundle never replaces the active one; with
+none active every decision is a deny (policy_error) and /ready answers 503.
+
+Every flag can also be set as SCOPEGATE_<FLAG> (e.g. SCOPEGATE_ADDR).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.bundle != "" && (cmd.Flags().Changed("catalog") || cmd.Flags().Changed("policies")) {
+				return errors.New("give --bundle or --catalog/--policies, not both")
+			}
+			if cfg.bundle == "" && cfg.verificationKey != "" {
+				return errors.New("--verification-key needs --bundle")
+			}
+			return serve(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.addr, "addr", "127.0.0.1:8282", "address to listen on")
+	f.StringVar(&cfg.catalog, "catalog", "scopes.yaml", "scope catalog")
+	f.StringVar(&cfg.policies, "policies", "policies", "directory of Rego policies")
+	f.StringVar(&cfg.decisionLog, "decision-log", "decisions.log", "decision log file, or - for stdout")
+	cfg.dl.register(f)
+	f.StringVar(&cfg.logLevel, "log-level", "info", "operator log level: debug, info, warn, error")
+	f.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to drain requests on SIGTERM")
+	addSecurityFlags(f, &cfg.security)
+	f.StringVar(&cfg.bundle, "bundle", "", "serve this OPA bundle (directory, .tar.gz or http(s) URL) instead of --catalog/--policies")
+	f.DurationVar(&cfg.bundlePoll, "bundle-poll", 30*time.Second, "how often to check --bundle for a new revision (0: load once)")
+	f.BoolVar(&cfg.bundleRunTests, "bundle-run-tests", false, "run the policy's Rego tests before activating it; refuse it if any fails")
+	f.StringVar(&cfg.bundleToken, "bundle-token", "", "bearer token for an http(s) --bundle (prefer SCOPEGATE_BUNDLE_TOKEN)")
+	f.StringVar(&cfg.verificationKey, "verification-key", "", "refuse bundles not signed with this key (PEM public key, or HMAC secret file)")
+	f.StringVar(&cfg.verificationKeyID, "verification-key-id", bundle.DefaultKeyID, "name of the verification key")
+	f.StringVar(&cfg.verificationAlg, "verification-alg", "RS256", "signature algorithm: RS256, ES256, HS256, ...")
+	return cmd
+}
+
+func serve(ctx context.Context, cfg serveConfig) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	start := time.Now()
+	if cfg.bundlePoll < 0 {
+		return errors.New("--bundle-poll must not be negative")
+	}
+	reg := prometheus.NewRegistry()
+	var srvRef atomic.Pointer[server.Server]
+	mgr := bundle.NewManager(bundle.ManagerOptions{
+		OnActivate: func(e *engine.Engine) {
+			if s := srvRef.Load(); s != nil {
+				s.SetEngine(e)
+			}
+		},
+		RunTests:   cfg.bundleRunTests,
+		Logger:     logger,
+		Registerer: reg,
+	})
+	var watcher *bundle.Watcher
+	if cfg.bundle == "" {
+		src, err := source.FromFiles(cfg.catalog, cfg.policies)
+		if err != nil {
+			return fmt.Errorf("load policy: %w", err)
+		}
+		if err := mgr.Activate(ctx, src, cfg.catalog+" + "+cfg.policies); err != nil {
+			return err
+		}
+		logger.Info("policy loaded", "revision", src.Revision, "catalog", cfg.catalog, "policies", cfg.policies,
+			"scopes", len(src.Catalog.Scopes), "load_ms", time.Since(start).Milliseconds())
+	} else {
+		load := bundle.LoadOptions{}
+		if cfg.verificationKey != "" {
+			vc, err := bundle.NewVerificationConfig(bundle.VerificationOptions{
+				KeyFile: cfg.verificationKey, Algorithm: cfg.verificationAlg, KeyID: cfg.verificationKeyID,
+			})
+			if err != nil {
+				return err
+			}
+			load.Verification = vc
+		}
+		var err error
+		watcher, err = bundle.NewWatcher(cfg.bundle, mgr, bundle.WatchOptions{
+			Load: load, Interval: cfg.bundlePoll, BearerToken: cfg.bundleToken, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := watcher.Poll(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if cfg.bundlePoll > 0 {
+				logger.Warn("no policy active: serving denials (policy_error) until a good bundle loads",
+					"bundle", watcher.Origin(), "retry_every", cfg.bundlePoll.String())
+			} else {
+				logger.Warn("no policy active and --bundle-poll is 0: every decision is denied (policy_error) until restarted",
+					"bundle", watcher.Origin())
+			}
+		} else {
+			logger.Info("policy loaded", "revision", mgr.State().Revision, "bundle", watcher.Origin(),
+				"signature_verified", load.Verification != nil, "load_ms", time.Since(start).Milliseconds())
+		}
+	}
+
+	dlog, closeDecisionLog, err := openDecisionLog(ctx, cfg.decisionLog, cfg.dl, logger, reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer cancel()
+		closeDecisionLog(closeCtx) // flush, fsync, then ship what the remote will take
+	}()
+
+	host, _ := os.Hostname()
+	authn, tlsCfg, err := cfg.security.build(cfg.addr, logger)
+	if err != nil {
+		return err
+	}
+	srv := server.New(mgr.Engine(), server.Options{
+		Auth:       authn,
+		Log:        dlog,
+		Logger:     logger,
+		Labels:     map[string]string{"app": "scopegate", "version": version, "hostname": host},
+		Registerer: reg,
+		Gatherer:   reg,
+		Status:     mgr.ReadyStatus,
+		// The auditor endpoints and /ui read the log back from here.
+		DecisionLogPath: cfg.decisionLog,
+	})
+	// The watcher starts only below, so no activation is missed in between.
+	srvRef.Store(srv)
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: cfg.security.readHeaderTimeout,
+		ReadTimeout:       cfg.security.readTimeout,
+		WriteTimeout:      cfg.security.writeTimeout,
+		IdleTimeout:       cfg.security.idleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil, "auth", authn.Enabled(), "decision_log", cfg.decisionLog, "startup_ms", time.Since(start).Milliseconds())
+
+	if watcher != nil {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		watchDone := make(chan struct{})
+		go func() {
+			defer close(watchDone)
+			watcher.Run(watchCtx)
+		}()
+		defer func() {
+			stopWatch()
+			<-watchDone
+		}()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining requests")
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
