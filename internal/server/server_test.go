@@ -326,3 +326,27 @@ func TestConcurrentDecisions(t *testing.T) {
 		t.Fatalf("logged %d, want 160", n)
 	}
 }
+
+type panickingLog struct{}
+
+func (panickingLog) LogDurable(context.Context, decisionlog.Event) error { panic("log exploded") }
+
+// TestPanicIsDeny: a panic on the decision path is recovered into a deny
+// with reason policy_error and status 200, never a 500 or a dropped
+// connection a caller might misread.
+func TestPanicIsDeny(t *testing.T) {
+	url := start(t, repoEngine(t), panickingLog{})
+	status, d := post(t, url+"/v1/decide", `{"granted_scopes":["project:manage"],"action":"project:read"}`)
+	if status != 200 || d.Allow || d.Reason != "policy_error" || d.DecisionID == "" {
+		t.Fatalf("status %d, %+v", status, d)
+	}
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "scopegate_panics_total 1") {
+		t.Error("panic not counted")
+	}
+}
