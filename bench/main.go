@@ -34,6 +34,7 @@ type config struct {
 	rate                   int
 	workers                int
 	rounds                 int
+	serveArgs              string
 }
 
 func main() {
@@ -46,6 +47,7 @@ func main() {
 	flag.IntVar(&cfg.rate, "rate", 5000, "fixed request rate for the latency step (req/s)")
 	flag.IntVar(&cfg.workers, "workers", 32, "concurrent connections for the throughput step")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "how many times to repeat the throughput step per server (alternating)")
+	flag.StringVar(&cfg.serveArgs, "serve-args", "", "extra flags for scopegate serve, space-separated (e.g. \"--decision-log-sync always\")")
 	soakMode := flag.Bool("soak", false, "instead of comparing with OPA, hold -rate for -duration with a mix of good and bad requests and check nothing is lost")
 	flag.Parse()
 	runner := run
@@ -110,7 +112,7 @@ func run(ctx context.Context, cfg config) error {
 	servers := []*server{sg, op}
 
 	for _, s := range servers {
-		args := []string{"serve", "--log-level", "warn", "--decision-log", filepath.Join(cfg.out, "decisions.log")}
+		args := append([]string{"serve", "--log-level", "warn", "--decision-log", filepath.Join(cfg.out, "decisions.log")}, strings.Fields(cfg.serveArgs)...)
 		bin := cfg.scopegate
 		if s.name == "opa" {
 			args, bin = opaArgs, cfg.opa

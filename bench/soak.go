@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -43,7 +44,7 @@ func soak(ctx context.Context, cfg config) error {
 		}
 	}
 	sg := &server{name: "scopegate-soak", ready: "/ready", decide: "/v1/decide"}
-	stop, err := start(cfg, sg, cfg.scopegate, []string{"serve", "--log-level", "warn", "--decision-log", logPath})
+	stop, err := start(cfg, sg, cfg.scopegate, append([]string{"serve", "--log-level", "warn", "--decision-log", logPath}, strings.Fields(cfg.serveArgs)...))
 	if err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func soak(ctx context.Context, cfg config) error {
 
 	ok200, bad400 := r.StatusCodes["200"], r.StatusCodes["400"]
 	unexpected := r.Requests - ok200 - bad400
-	fmt.Printf("\nrequests            %d (%.0f req/s achieved)\n", r.Requests, r.Throughput)
+	fmt.Printf("\nrequests            %d (sent at %.0f req/s; %.0f req/s answered 200)\n", r.Requests, r.Rate, r.Throughput)
 	fmt.Printf("answers             200: %d, 400: %d, unexpected: %d %v\n", ok200, bad400, unexpected, r.StatusCodes)
 	fmt.Printf("latency             p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f ms\n",
 		float64(r.Latencies.P50)/1e6, float64(r.Latencies.P90)/1e6, float64(r.Latencies.P99)/1e6, float64(r.Latencies.Max)/1e6)

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -102,19 +101,14 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 		rego.Store(inmem.NewFromObjectWithOpts(src.Data, inmem.OptReturnASTValuesOnRead(true))),
 		rego.StoreReadAST(true),
 	}
-	names := make([]string, 0, len(src.Modules))
-	for name := range src.Modules {
-		names = append(names, name)
+	mods, err := src.Parse(false)
+	if err != nil {
+		return nil, fmt.Errorf("prepare policy: %w", err)
 	}
-	sort.Strings(names)
-	parsed := make([]*ast.Module, 0, len(names))
-	for _, name := range names {
-		m, err := ast.ParseModuleWithOpts(name, src.Modules[name], ast.ParserOptions{RegoVersion: ast.RegoV1})
-		if err != nil {
-			return nil, fmt.Errorf("prepare policy: %w", err)
-		}
-		parsed = append(parsed, m)
-		opts = append(opts, rego.ParsedModule(m))
+	parsed := make([]*ast.Module, len(mods))
+	for i, m := range mods {
+		parsed[i] = m.Parsed
+		opts = append(opts, rego.ParsedModule(m.Parsed))
 	}
 	pq, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {

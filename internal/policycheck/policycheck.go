@@ -62,20 +62,15 @@ func Check(ctx context.Context, src *source.Source) (Problems, error) {
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(src.Modules))
-	for name := range src.Modules {
-		names = append(names, name)
+	mods, err := src.Parse(false)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(names)
 	opts := []func(*rego.Rego){rego.Query(ActionsQuery), rego.Store(inmem.NewFromObject(src.Data))}
-	var modules []*ast.Module
-	for _, name := range names {
-		m, err := ast.ParseModuleWithOpts(name, src.Modules[name], ast.ParserOptions{RegoVersion: ast.RegoV1})
-		if err != nil {
-			return nil, fmt.Errorf("parse policy: %w", err)
-		}
-		modules = append(modules, m)
-		opts = append(opts, rego.ParsedModule(m))
+	modules := make([]*ast.Module, len(mods))
+	for i, m := range mods {
+		modules[i] = m.Parsed
+		opts = append(opts, rego.ParsedModule(m.Parsed))
 	}
 	rs, err := rego.New(opts...).Eval(ctx)
 	if err != nil {

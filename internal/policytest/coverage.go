@@ -48,15 +48,13 @@ func (r *Report) Failed() int {
 
 // RunWithOptions is Run with coverage and tracing options.
 func RunWithOptions(ctx context.Context, src *source.Source, opts Options) (*Report, error) {
-	modules := map[string]*ast.Module{}
-	for _, set := range []map[string]string{src.Modules, src.Tests} {
-		for name, text := range set {
-			m, err := ast.ParseModuleWithOpts(name, text, ast.ParserOptions{RegoVersion: ast.RegoV1})
-			if err != nil {
-				return nil, fmt.Errorf("parse %s: %w", name, err)
-			}
-			modules[name] = m
-		}
+	mods, err := src.Parse(true)
+	if err != nil {
+		return nil, err
+	}
+	modules := make(map[string]*ast.Module, len(mods))
+	for _, m := range mods {
+		modules[m.Name] = m.Parsed
 	}
 	runner := tester.NewRunner().
 		SetStore(inmem.NewFromObject(src.Data)).

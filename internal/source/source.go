@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/scopegate/scopegate/internal/catalog"
@@ -77,4 +78,32 @@ func FromCatalog(cat *catalog.Catalog, policiesDir string) (*Source, error) {
 	}
 	src.Revision = "sha256-" + hex.EncodeToString(h.Sum(nil))[:16]
 	return src, nil
+}
+
+// Module is one parsed Rego file of a source.
+type Module struct {
+	Name   string
+	Parsed *ast.Module
+}
+
+// Parse parses the source's modules as Rego v1, sorted by file name so
+// compilation order (and error order) is stable; withTests adds the
+// *_test.rego modules.
+func (s *Source) Parse(withTests bool) ([]Module, error) {
+	sets := []map[string]string{s.Modules}
+	if withTests {
+		sets = append(sets, s.Tests)
+	}
+	var out []Module
+	for _, set := range sets {
+		for name, text := range set {
+			m, err := ast.ParseModuleWithOpts(name, text, ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				return nil, fmt.Errorf("parse policy: %w", err)
+			}
+			out = append(out, Module{Name: name, Parsed: m})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
