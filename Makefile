@@ -1,4 +1,4 @@
-.PHONY: test serve ci bench fuzz gen
+.PHONY: test serve ci bench bench-http soak fuzz gen build
 
 # The one test command (README): every Go, Rego and end-to-end test.
 test:
@@ -10,11 +10,24 @@ serve:
 gen:
 	go run ./cmd/scopegate gen
 
+# Regenerate the catalog data and rebuild the bundle after editing scopes.yaml or policies/.
+build: gen
+	go run ./cmd/scopegate build
+
 ci:
 	bash .ci/run
 
+# In-process benchmarks; bench/run compares the HTTP server with opa run --server.
 bench:
-	go test -run '^$$' -bench . -benchmem -count 6 ./internal/engine/ ./internal/decisionlog/
+	go test -run '^$$' -bench . -benchmem -count 6 ./internal/engine/ ./internal/decisionlog/ ./internal/bundle/
+	go test -run '^$$' -bench BenchmarkDecideLog -benchtime 2s ./internal/server/
+
+# scopegate vs opa run --server over HTTP, same policy, same run (loopback, bounded).
+bench-http:
+	bench/run
+
+soak:
+	bench/run -soak -duration 60s -rate 5000
 
 FUZZTIME ?= 60s
 fuzz:
@@ -24,3 +37,4 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./internal/request/
 	go test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./internal/scopeset/
 	go test -run '^$$' -fuzz '^FuzzVerifyLine$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/
+	go test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/
