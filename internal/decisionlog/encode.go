@@ -99,6 +99,9 @@ func eventDoc(ev Event, walk func(key string) bool) (map[string]any, error) {
 	if ev.ClientID != "" {
 		str("client_id", ev.ClientID)
 	}
+	if ev.Caller != "" {
+		str("caller", ev.Caller)
+	}
 	if len(ev.Masked) > 0 {
 		if err := put("masked", ev.Masked); err != nil {
 			return nil, err
@@ -110,7 +113,7 @@ func eventDoc(ev Event, walk func(key string) bool) (map[string]any, error) {
 // docScratch holds the values eventDoc stores by pointer.
 type docScratch struct {
 	ts      time.Time
-	str     [6]string
+	str     [7]string
 	nstr    int
 	direct  [6]direct
 	ndirect int

@@ -35,6 +35,8 @@ func TestEventDocMatchesRoundTrip(t *testing.T) {
 	}
 	odd.Result = structResult{Allow: false, Reasons: []string{"missing_scope"}}
 	odd.Masked = []string{"/input/x"}
+	odd.Caller = "token:billing"
+	odd.RequestedBy, odd.Subject, odd.ClientID = "127.0.0.1:1", "app:s", "c"
 	odd.Metrics = map[string]any{"timer_ns": int64(42), "ratio": 0.5}
 
 	typedNil := testEvent(8)

@@ -63,7 +63,10 @@ type Event struct {
 	Reason      string                `json:"reason"`
 	Subject     string                `json:"subject,omitempty"`
 	ClientID    string                `json:"client_id,omitempty"`
-	Allow       bool                  `json:"allow"`
+	// Caller is the authenticated service that asked ("token:NAME",
+	// "mtls:CN"); empty when authentication is off.
+	Caller string `json:"caller,omitempty"`
+	Allow  bool   `json:"allow"`
 	// Masked lists the RFC 6901 pointers (from the record root, e.g.
 	// "/input/context/client_secret") whose values were replaced by MaskValue.
 	Masked   []string `json:"masked,omitempty"`

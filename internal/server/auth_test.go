@@ -88,3 +88,27 @@ func TestRequestID(t *testing.T) {
 		t.Errorf("replacement id = %q", got)
 	}
 }
+
+// TestCallerInDecisionLog: with auth on, each record names the service that
+// asked, so auditors know who as well as what.
+func TestCallerInDecisionLog(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	os.WriteFile(tokens, []byte("billing decide-token-0123456789\n"), 0o600)
+	a, err := auth.New(auth.Options{TokenFile: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &recordingLog{}
+	ts := newTestServer(t, server.New(repoEngine(t), server.Options{Log: log, Auth: a}))
+	req, _ := http.NewRequest("POST", ts+"/v1/decide", strings.NewReader(`{"granted_scopes":["user:read"],"action":"user:read"}`))
+	req.Header.Set("Authorization", "Bearer decide-token-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ev := log.all(); len(ev) != 1 || ev[0].Caller != "token:billing" {
+		t.Fatalf("records %+v", ev)
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/scopegate/scopegate/internal/auth"
 	"github.com/scopegate/scopegate/internal/decisionlog"
 	"github.com/scopegate/scopegate/internal/engine"
 	"github.com/scopegate/scopegate/internal/request"
@@ -107,6 +108,9 @@ func (s *Server) record(r *http.Request, id string, start time.Time, input map[s
 		Subject:     subject,
 		ClientID:    clientID,
 		Allow:       d.Allow,
+	}
+	if c, ok := auth.CallerFrom(r.Context()); ok && c.Method != "none" {
+		ev.Caller = c.Method + ":" + c.Name
 	}
 	if revision != "" {
 		ev.Bundles = map[string]decisionlog.BundleInfo{"scopegate": {Revision: revision}}
