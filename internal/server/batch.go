@@ -37,12 +37,33 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	eng := s.engine.Load()
 	out := batchResponse{Results: make([]response, len(ins))}
+	// Every record but the last is only queued; waiting for the last makes
+	// them all durable with one wait (one fsync) instead of one per check.
+	queued := make([]bool, len(ins))
 	for i, in := range ins {
 		checkStart := start
 		if i > 0 {
 			checkStart = s.opts.Now()
 		}
-		out.Results[i] = s.decide(r, eng, uuid.NewString(), checkStart, in, engine.Options{})
+		resp := s.evaluate(r, eng, uuid.NewString(), in, engine.Options{})
+		last := i == len(ins)-1
+		if err := s.record(r, resp.DecisionID, checkStart, in, resp, last); err != nil {
+			s.logUnavailable(&resp, err)
+			if last {
+				// The earlier records' durability rode on this one.
+				for j := range i {
+					if queued[j] {
+						s.logUnavailable(&out.Results[j], err)
+					}
+				}
+			}
+		} else {
+			queued[i] = true
+		}
+		out.Results[i] = resp
+	}
+	for _, resp := range out.Results {
+		s.metrics.observe(resp.Reason, resp.Allow, s.opts.Now().Sub(start))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -1,10 +1,15 @@
 package server_test
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/scopegate/scopegate/internal/decisionlog"
 )
 
 type batchJSON struct {
@@ -126,6 +131,76 @@ func TestDecideBatchFailsClosedPerCheck(t *testing.T) {
 			if d.Allow || d.Reason != tc.reason || d.DecisionID == "" {
 				t.Errorf("%s: check %d = %+v", tc.name, i, d)
 			}
+		}
+	}
+}
+
+// queueingLog records how each record arrived: queued (Log) or waited on
+// (LogDurable); failDurable makes every wait fail.
+type queueingLog struct {
+	recordingLog
+	queued, waited int
+	failDurable    bool
+}
+
+func (l *queueingLog) Log(ctx context.Context, ev decisionlog.Event) error {
+	l.mu.Lock()
+	l.queued++
+	l.mu.Unlock()
+	return l.recordingLog.LogDurable(ctx, ev)
+}
+
+func (l *queueingLog) LogDurable(ctx context.Context, ev decisionlog.Event) error {
+	l.mu.Lock()
+	l.waited++
+	fail := l.failDurable
+	l.mu.Unlock()
+	if fail {
+		return errors.New("fsync failed")
+	}
+	return l.recordingLog.LogDurable(ctx, ev)
+}
+
+const threeChecks = `{"granted_scopes":["project:manage"],"checks":[{"action":"project:read"},{"action":"project:launch"},{"action":"user:read"}]}`
+
+// TestBatchWaitsOnce: a batch queues every record but the last and waits
+// for that one only, so a batch of N costs one fsync wait, not N.
+func TestBatchWaitsOnce(t *testing.T) {
+	log := &queueingLog{}
+	url := start(t, repoEngine(t), log)
+	resp, err := http.Post(url+"/v1/decide/batch", "application/json", strings.NewReader(threeChecks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Results []decideResponse }
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if log.queued != 2 || log.waited != 1 || len(log.all()) != 3 {
+		t.Fatalf("queued %d waited %d records %d", log.queued, log.waited, len(log.all()))
+	}
+	if len(out.Results) != 3 || !out.Results[0].Allow || !out.Results[1].Allow || out.Results[2].Allow {
+		t.Fatalf("results %+v", out.Results)
+	}
+}
+
+// TestBatchLastWaitFailsAll: when the final wait fails, none of the queued
+// records is known to be durable, so every check is denied log_unavailable.
+func TestBatchLastWaitFailsAll(t *testing.T) {
+	log := &queueingLog{failDurable: true}
+	url := start(t, repoEngine(t), log)
+	resp, err := http.Post(url+"/v1/decide/batch", "application/json", strings.NewReader(threeChecks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Results []decideResponse }
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(out.Results) != 3 {
+		t.Fatalf("status %d, %d results", resp.StatusCode, len(out.Results))
+	}
+	for i, d := range out.Results {
+		if d.Allow || d.Reason != "log_unavailable" {
+			t.Errorf("check %d: %+v", i, d)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -54,36 +55,40 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 
 // decide answers one decoded question with eng (nil: a policy_error deny),
 // records it in the decision log and counts it. A decision that cannot be
-// recorded is answered as a deny. /v1/decide and each check of
-// /v1/decide/batch go through here.
+// recorded is answered as a deny. /v1/decide goes through here.
 func (s *Server) decide(r *http.Request, eng *engine.Engine, id string, start time.Time, in engine.Input, opt engine.Options) response {
-	revision := ""
-	var d engine.Decision
-	if eng == nil {
-		d = engine.Deny(engine.ReasonPolicyError, errNoEngine.Error()+": denied")
-	} else {
-		revision = eng.Revision()
-		var err error
-		d, err = eng.DecideInput(r.Context(), in, opt)
-		if err != nil {
-			s.opts.Logger.Error("decision failed closed", "decision_id", id, "error", err)
-		}
-	}
-
-	resp := response{DecisionID: id, Decision: d, BundleRevision: revision, Policy: engine.Policy}
-	if err := s.record(r, id, start, in.Map(), resp.Decision, revision, in.Subject, in.ClientID); err != nil {
-		s.opts.Logger.Error("decision log unavailable; denying", "decision_id", id, "error", err)
-		resp.Decision = engine.Deny(ReasonLogUnavailable, "the decision could not be recorded in the decision log; denied")
+	resp := s.evaluate(r, eng, id, in, opt)
+	if err := s.record(r, id, start, in, resp, true); err != nil {
+		s.logUnavailable(&resp, err)
 	}
 	s.metrics.observe(resp.Reason, resp.Allow, s.opts.Now().Sub(start))
 	return resp
+}
+
+// evaluate asks the engine; any error is already a fail-closed decision.
+func (s *Server) evaluate(r *http.Request, eng *engine.Engine, id string, in engine.Input, opt engine.Options) response {
+	if eng == nil {
+		return response{DecisionID: id, Decision: engine.Deny(engine.ReasonPolicyError, errNoEngine.Error()+": denied"), Policy: engine.Policy}
+	}
+	d, err := eng.DecideInput(r.Context(), in, opt)
+	if err != nil {
+		s.opts.Logger.Error("decision failed closed", "decision_id", id, "error", err)
+	}
+	return response{DecisionID: id, Decision: d, BundleRevision: eng.Revision(), Policy: engine.Policy}
+}
+
+// logUnavailable turns an answer whose record could not be made durable
+// into a deny: an allow nobody can audit is not served.
+func (s *Server) logUnavailable(resp *response, err error) {
+	s.opts.Logger.Error("decision log unavailable; denying", "decision_id", resp.DecisionID, "error", err)
+	resp.Decision = engine.Deny(ReasonLogUnavailable, "the decision could not be recorded in the decision log; denied")
 }
 
 // reject answers a bad request and still records it: auditors see every
 // call, including the malformed ones.
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, id string, start time.Time, status int, e *request.Error) {
 	d := engine.Deny(engine.ReasonInvalidInput, e.Error())
-	if err := s.record(r, id, start, map[string]any{"error": e}, d, "", "", ""); err != nil {
+	if err := s.recordEvent(r, id, start, map[string]any{"error": e}, d, "", "", "", true); err != nil {
 		s.opts.Logger.Error("decision log unavailable", "decision_id", id, "error", err)
 	}
 	s.metrics.observe(engine.ReasonInvalidInput, false, s.opts.Now().Sub(start))
@@ -91,7 +96,21 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, id string, start
 	writeJSON(w, status, errorBody{Error: e, DecisionID: id})
 }
 
-func (s *Server) record(r *http.Request, id string, start time.Time, input map[string]any, d engine.Decision, revision, subject, clientID string) error {
+// record writes one answered decision to the decision log. wait: return
+// only once it is durable; otherwise only queue it, if the log can (see
+// queuer), and the caller must wait on a later record.
+func (s *Server) record(r *http.Request, id string, start time.Time, in engine.Input, resp response, wait bool) error {
+	return s.recordEvent(r, id, start, in.Map(), resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, wait)
+}
+
+// queuer is what a decision log may offer beyond LogDurable: queueing a
+// record without waiting for it. The log keeps queue order, so once a later
+// record is durable every earlier one is too; a batch waits once.
+type queuer interface {
+	Log(ctx context.Context, ev decisionlog.Event) error
+}
+
+func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input map[string]any, d engine.Decision, revision, subject, clientID string, wait bool) error {
 	if s.opts.Log == nil {
 		return nil
 	}
@@ -114,6 +133,9 @@ func (s *Server) record(r *http.Request, id string, start time.Time, input map[s
 	}
 	if revision != "" {
 		ev.Bundles = map[string]decisionlog.BundleInfo{"scopegate": {Revision: revision}}
+	}
+	if q, ok := s.opts.Log.(queuer); ok && !wait {
+		return q.Log(r.Context(), ev)
 	}
 	return s.opts.Log.LogDurable(r.Context(), ev)
 }
