@@ -64,7 +64,7 @@ func Parse(file string, src []byte) (*Catalog, error) {
 		sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].Line < p.problems[j].Line })
 		return nil, p.problems
 	}
-	c.computeClosure()
+	// validate computed the closure (checkManage needs it).
 	return c, nil
 }
 
@@ -277,6 +277,10 @@ func (p *parser) validate(c *Catalog) {
 // to project:manage is caught at gen time, not by a confused user.
 func (p *parser) checkManage(c *Catalog) {
 	c.computeClosure()
+	byResource := map[string][]string{}
+	for _, s := range c.Scopes {
+		byResource[s.Resource] = append(byResource[s.Resource], s.Name)
+	}
 	for _, s := range c.Scopes {
 		res, verb, ok := strings.Cut(s.Name, ":")
 		if !ok || verb != "manage" {
@@ -287,9 +291,9 @@ func (p *parser) checkManage(c *Catalog) {
 			implied[i] = true
 		}
 		var missing []string
-		for _, other := range c.Scopes {
-			if other.Resource == res && !implied[other.Name] {
-				missing = append(missing, other.Name)
+		for _, other := range byResource[res] {
+			if !implied[other] {
+				missing = append(missing, other)
 			}
 		}
 		if len(missing) > 0 {
