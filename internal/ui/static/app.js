@@ -269,20 +269,26 @@
         el("td", {}, el("code", { text: actionText(ev) })),
         el("td", {}, granted.length ? chips(granted) : el("span.muted", { text: "(default)" })),
       );
-      const detail = el("tr.detail-row", { hidden: true }, el("td", { colspan: "7" }, decisionDetail(ev)));
-      const toggle = () => {
-        detail.hidden = !detail.hidden;
-        row.classList.toggle("open", !detail.hidden);
-      };
-      row.addEventListener("click", toggle);
-      row.addEventListener("keydown", (e) => {
-        if (e.key === "Enter" || e.key === " ") {
-          e.preventDefault();
-          toggle();
-        }
-      });
-      tbody.append(row, detail);
+      appendExpandable(tbody, row, decisionDetail(ev));
     }
+  }
+
+  // appendExpandable adds row and, under it, a hidden detail row that a
+  // click or Enter/Space on row shows and hides.
+  function appendExpandable(tbody, row, content) {
+    const detail = el("tr.detail-row", { hidden: true }, el("td", { colspan: "7" }, content));
+    const toggle = () => {
+      detail.hidden = !detail.hidden;
+      row.classList.toggle("open", !detail.hidden);
+    };
+    row.addEventListener("click", toggle);
+    row.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        toggle();
+      }
+    });
+    tbody.append(row, detail);
   }
 
   function kv(rows) {
@@ -700,19 +706,7 @@
         el("td", {}, c.over_broad.length ? chips(c.over_broad.map((o) => o.scope), "warn") : el("span.muted", { text: "—" })),
         el("td", {}, c.least_privilege ? el("span.badge.allow", { text: "least privilege" }) : el("span.badge.warn", { text: "narrow it" })),
       );
-      const detail = el("tr.detail-row", { hidden: true }, el("td", { colspan: "7" }, adviceDetail(c)));
-      const toggle = () => {
-        detail.hidden = !detail.hidden;
-        row.classList.toggle("open", !detail.hidden);
-      };
-      row.addEventListener("click", toggle);
-      row.addEventListener("keydown", (e) => {
-        if (e.key === "Enter" || e.key === " ") {
-          e.preventDefault();
-          toggle();
-        }
-      });
-      tbody.append(row, detail);
+      appendExpandable(tbody, row, adviceDetail(c));
     }
   }
 
