@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -49,15 +48,26 @@ func main() {
 }
 
 func newRootCmd() *cobra.Command {
+	var configPath string
 	root := &cobra.Command{
 		Use:           "scopegate",
 		Short:         "OAuth-scope policy engine built on OPA",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
-		// Flags win, then SCOPEGATE_* environment variables, then defaults.
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return bindEnv(cmd) },
+		// Flags win, then SCOPEGATE_* environment variables, then the
+		// --config file, then defaults.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd); err != nil {
+				return err
+			}
+			if configPath != "" {
+				return applyConfig(cmd, configPath)
+			}
+			return nil
+		},
 	}
+	root.PersistentFlags().StringVar(&configPath, "config", "", "YAML file of settings (flag names as keys); flags and SCOPEGATE_* variables win over it")
 	root.AddCommand(newServeCmd(), newGenCmd(), newBuildCmd(), newTestCmd(), newAuditCmd(), newDecideCmd(), newScopesCmd())
 	return root
 }
@@ -70,7 +80,7 @@ func bindEnv(cmd *cobra.Command) error {
 		if err != nil || f.Changed {
 			return
 		}
-		name := "SCOPEGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
 			if e := f.Value.Set(v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, e)

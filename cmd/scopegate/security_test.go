@@ -87,3 +87,39 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigFile: settings come from --config, lose to the environment and
+// to flags, and an unknown key is an error naming its line.
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "scopegate.yaml")
+	out := filepath.Join(dir, "from-config.json")
+	write := func(body string) {
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(env []string, args ...string) (string, error) {
+		cmd := exec.Command(binary, append([]string{"gen", "--config", cfg, "--catalog", repoPath("scopes.yaml"), "--policies", repoPath("policies")}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	// addr belongs to serve: skipped by gen, not an error.
+	write("out: " + out + "\naddr: 127.0.0.1:9999\n")
+	if msg, err := run(nil); err != nil || !strings.Contains(msg, "wrote "+out) {
+		t.Fatalf("config not applied: %v %s", err, msg)
+	}
+	envOut := filepath.Join(dir, "from-env.json")
+	if msg, err := run([]string{"SCOPEGATE_OUT=" + envOut}); err != nil || !strings.Contains(msg, "wrote "+envOut) {
+		t.Fatalf("environment did not win: %v %s", err, msg)
+	}
+	flagOut := filepath.Join(dir, "from-flag.json")
+	if msg, err := run([]string{"SCOPEGATE_OUT=" + envOut}, "--out", flagOut); err != nil || !strings.Contains(msg, "wrote "+flagOut) {
+		t.Fatalf("flag did not win: %v %s", err, msg)
+	}
+	write("out: " + out + "\nadress: x\n")
+	if msg, err := run(nil); err == nil || !strings.Contains(msg, "scopegate.yaml:2: unknown setting \"adress\"") {
+		t.Fatalf("unknown key: %v %s", err, msg)
+	}
+}
