@@ -28,6 +28,7 @@ type decisionLogConfig struct {
 	flush       time.Duration
 	buffer      int
 	repairTail  bool
+	recover     time.Duration
 	remote      string
 	remoteToken string
 	spool       string
@@ -44,6 +45,7 @@ func (c *decisionLogConfig) register(f *pflag.FlagSet) {
 	f.DurationVar(&c.flush, "decision-log-flush-interval", 200*time.Millisecond, "how often the decision log is fsynced when nothing else asked for it")
 	f.IntVar(&c.buffer, "decision-log-buffer", 4096, "decision-log buffer, in records")
 	f.BoolVar(&c.repairTail, "decision-log-repair-tail", false, "at start, cut off a partial last record left by a crash (logged) instead of refusing to start")
+	f.DurationVar(&c.recover, "decision-log-recover-after", 5*time.Second, "after a write failure (e.g. disk full) decisions are denied; retry reopening the log this often (negative: never, restart to recover)")
 	f.StringVar(&c.remote, "decision-log-remote", "", "also ship the decision log to this OPA-compatible decision-log service (POST <url>/logs, gzip)")
 	f.StringVar(&c.remoteToken, "decision-log-remote-token", "", "bearer token for --decision-log-remote (prefer SCOPEGATE_DECISION_LOG_REMOTE_TOKEN)")
 	f.StringVar(&c.spool, "decision-log-spool", "", "directory for batches the remote has not accepted yet (default: <decision-log>.spool)")
@@ -66,6 +68,7 @@ func openDecisionLog(ctx context.Context, path string, c decisionLogConfig, logg
 		Retention:           time.Duration(c.retention),
 		Masker:              masker,
 		RepairTruncatedTail: c.repairTail,
+		RecoverAfter:        c.recover,
 		Logger:              logger,
 	}
 	switch c.sync {

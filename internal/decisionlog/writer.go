@@ -80,6 +80,11 @@ type Options struct {
 	// left by a crash mid-write) and continue the chain from the last complete
 	// record, logging a warning. Without it Open refuses to start.
 	RepairTruncatedTail bool
+	// RecoverAfter is how long after a write or fsync failure the writer
+	// tries to reopen the log on its own (default 5s; negative: never, the
+	// process must reopen it). Until then, and while reopening fails, every
+	// record is refused (fail closed).
+	RecoverAfter time.Duration
 	// Logger receives warnings (repairs, retention) and the first write
 	// failure (default slog.Default()).
 	Logger *slog.Logger
@@ -129,8 +134,9 @@ type request struct {
 // and hash in queue order, so chain order is file order.
 //
 // After a write, fsync or rotation error the writer fails closed: Log and
-// LogDurable return an error wrapping ErrUnavailable until the process opens
-// the log again (which checks the tail the failure may have left).
+// LogDurable return an error wrapping ErrUnavailable until the writer has
+// reopened the log (every Options.RecoverAfter, checking the tail the
+// failure may have left) or the process opens it again.
 type Writer struct {
 	opts   Options
 	masker *Masker
@@ -163,6 +169,7 @@ type Writer struct {
 	bufRecords  int
 	unsynced    bool
 	lastRotated string
+	lastRecover time.Time // last failure or recovery attempt
 }
 
 // Open opens (or creates) the log at opts.Path and continues its chain from
@@ -187,6 +194,9 @@ func Open(ctx context.Context, opts Options) (*Writer, error) {
 	}
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = 200 * time.Millisecond
+	}
+	if opts.RecoverAfter == 0 {
+		opts.RecoverAfter = 5 * time.Second
 	}
 	w := &Writer{
 		opts:    opts,
@@ -239,18 +249,8 @@ func (w *Writer) openFile(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("decisionlog: open: %w", err)
 	}
-	for i := len(files) - 1; i >= 0; i-- {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("decisionlog: open: %w", err)
-		}
-		hash, ok, err := w.lastHash(files[i])
-		if err != nil {
-			return err
-		}
-		if ok {
-			w.prev = hash
-			break
-		}
+	if w.prev, err = w.chainTip(ctx, files, w.opts.RepairTruncatedTail); err != nil {
+		return err
 	}
 	rotated, err := listRotated(w.name)
 	if err != nil {
@@ -267,9 +267,28 @@ func (w *Writer) openFile(ctx context.Context) (err error) {
 	return nil
 }
 
+// chainTip returns the hash of the newest complete record in files (oldest
+// first), GenesisHash if there is none.
+func (w *Writer) chainTip(ctx context.Context, files []string, repair bool) (string, error) {
+	for i := len(files) - 1; i >= 0; i-- {
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("decisionlog: open: %w", err)
+		}
+		hash, ok, err := w.lastHash(files[i], repair)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return hash, nil
+		}
+	}
+	return GenesisHash, nil
+}
+
 // lastHash returns the hash of the last complete record of the file, after
-// dealing with a partial last line; ok is false if the file has no records.
-func (w *Writer) lastHash(path string) (hash string, ok bool, err error) {
+// dealing with a partial last line (cut off if repair, else an error); ok is
+// false if the file has no records.
+func (w *Writer) lastHash(path string, repair bool) (hash string, ok bool, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return "", false, fmt.Errorf("decisionlog: open: %w", err)
@@ -293,7 +312,7 @@ func (w *Writer) lastHash(path string) (hash string, ok bool, err error) {
 		if err != nil {
 			return "", false, fmt.Errorf("decisionlog: open: read %s: %w", path, err)
 		}
-		if !w.opts.RepairTruncatedTail {
+		if !repair {
 			return "", false, fmt.Errorf("decisionlog: open: %s:%d: %w (%d bytes, no newline; the last run probably stopped mid-write); set RepairTruncatedTail to cut it off and continue the chain", path, line, ErrTruncatedTail, len(data)-cut)
 		}
 		if err := f.Truncate(off + int64(cut)); err != nil {
@@ -552,10 +571,55 @@ func (w *Writer) setFailure(err error) error {
 	if prev := w.failureErr(); prev != nil {
 		return prev
 	}
-	w.logger.Error("decisionlog: write failed, refusing further decisions until the log is reopened", "path", w.opts.Path, "err", err)
+	w.logger.Error("decisionlog: write failed, refusing further decisions until the log can be reopened", "path", w.opts.Path, "err", err)
 	wrapped := fmt.Errorf("%w: %w", ErrUnavailable, err)
+	w.lastRecover = w.clock()
 	w.failure.Store(&wrapped)
 	return wrapped
+}
+
+// recover reopens the log after a write or fsync failure, so that a disk
+// that filled up and was freed does not leave the service denying every
+// decision until a restart. It drops what was buffered (those records were
+// already reported as failed), cuts off a partial record the failure may
+// have left, continues the chain from the last complete record on disk, and
+// proves the file can be fsynced before accepting records again. On any
+// error the writer stays failed and tries again after RecoverAfter.
+func (w *Writer) recover(now time.Time) {
+	if w.out != nil {
+		_ = w.out.Close() // the failed descriptor; its error is the one we know
+		w.out = nil
+	}
+	w.buf, w.bufRecords, w.unsynced = w.buf[:0], 0, false
+	err := func() error {
+		files, err := Files(w.opts.Path)
+		if err != nil {
+			return err
+		}
+		prev, err := w.chainTip(context.Background(), files, true)
+		if err != nil {
+			return err
+		}
+		if err := w.openActive(now); err != nil {
+			return err
+		}
+		if err := w.out.Sync(); err != nil {
+			return fmt.Errorf("decisionlog: fsync %s: %w", w.opts.Path, err)
+		}
+		w.prev = prev
+		return nil
+	}()
+	if err != nil {
+		if w.out != nil {
+			_ = w.out.Close()
+			w.out = nil
+		}
+		w.logger.Warn("decisionlog: still unavailable, will retry", "path", w.opts.Path, "retry_in", w.opts.RecoverAfter.String(), "err", err)
+		return
+	}
+	w.setDurable()
+	w.failure.Store(nil)
+	w.logger.Info("decisionlog: recovered: accepting records again", "path", w.opts.Path, "chain_continues_after", short(w.prev))
 }
 
 // run is the writer goroutine.
@@ -705,6 +769,10 @@ func (w *Writer) DurableHash() string {
 
 func (w *Writer) tick() {
 	if w.failureErr() != nil {
+		if now := w.clock(); w.opts.RecoverAfter > 0 && w.name.dir != "" && now.Sub(w.lastRecover) >= w.opts.RecoverAfter {
+			w.lastRecover = now
+			w.recover(now)
+		}
 		return
 	}
 	err := w.rotateIfNeeded(0)

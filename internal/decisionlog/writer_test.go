@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -504,8 +505,10 @@ func TestConcurrentLogDurableLosesNothing(t *testing.T) {
 	}
 }
 
-// faults injects write and fsync errors into every file the writer opens.
-type faults struct{ write, sync atomic.Bool }
+// faults injects write and fsync errors into every file the writer opens;
+// with partial, a failing write first writes half of its bytes (a disk
+// filling up mid-record).
+type faults struct{ write, sync, partial atomic.Bool }
 
 type faultyFile struct {
 	*os.File
@@ -514,6 +517,10 @@ type faultyFile struct {
 
 func (ff faultyFile) Write(p []byte) (int, error) {
 	if ff.f.write.Load() {
+		if ff.f.partial.Load() {
+			n, _ := ff.File.Write(p[:len(p)/2])
+			return n, syscall.ENOSPC
+		}
 		return 0, syscall.ENOSPC
 	}
 	return ff.File.Write(p)
@@ -851,4 +858,74 @@ func TestSyncIntervalAnswersAfterTheWrite(t *testing.T) {
 	if _, err := Open(context.Background(), Options{Path: logPath(t), Sync: 7}); err == nil {
 		t.Fatal("unknown Sync policy accepted")
 	}
+}
+
+// TestRecoversAfterTheDiskIsFreed: a disk that fills up mid-record makes
+// the writer fail closed; once writes work again it reopens the log on its
+// own, cuts off the partial record and continues the chain, with no
+// restart.
+func TestRecoversAfterTheDiskIsFreed(t *testing.T) {
+	for _, sync := range []SyncPolicy{SyncAlways, SyncInterval} {
+		t.Run(fmt.Sprint("sync=", sync), func(t *testing.T) {
+			path := logPath(t)
+			var f faults
+			var logs syncBuffer
+			w := openT(t, Options{Path: path, Sync: sync, FlushInterval: 5 * time.Millisecond, RecoverAfter: 20 * time.Millisecond,
+				Logger: testLogger(&logs), wrapFile: func(file *os.File) logFile { return faultyFile{file, &f} }})
+			ctx := context.Background()
+			logRange(t, w, 0, 3)
+
+			f.partial.Store(true)
+			f.write.Store(true)
+			if err := w.LogDurable(ctx, testEvent(3)); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("LogDurable on a full disk = %v", err)
+			}
+			// Still full: recovery attempts fail (the fsync probe works, but the
+			// next write fails again), and nothing is accepted in between
+			// without being refused or failing.
+			time.Sleep(60 * time.Millisecond)
+			if err := w.Healthy(); err == nil {
+				// A recovery may have reopened the file; the next write fails again.
+				if err := w.LogDurable(ctx, testEvent(4)); !errors.Is(err, ErrUnavailable) {
+					t.Fatalf("write on a still-full disk = %v", err)
+				}
+			}
+
+			f.write.Store(false)
+			deadline := time.Now().Add(5 * time.Second)
+			for w.Healthy() != nil && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := w.Healthy(); err != nil {
+				t.Fatalf("not recovered: %v\n%s", err, logs.String())
+			}
+			logRange(t, w, 10, 13)
+			closeT(t, w)
+			rep := mustVerify(t, path)
+			if rep.Records != 6 {
+				t.Errorf("%d records, want 3 before and 3 after (the failed ones are not in the chain)", rep.Records)
+			}
+			if !strings.Contains(logs.String(), "recovered") {
+				t.Errorf("recovery not logged: %s", logs.String())
+			}
+		})
+	}
+}
+
+// TestNoRecoveryWhenDisabled: RecoverAfter < 0 keeps the writer failed.
+func TestNoRecoveryWhenDisabled(t *testing.T) {
+	path := logPath(t)
+	var f faults
+	w := openT(t, Options{Path: path, FlushInterval: 5 * time.Millisecond, RecoverAfter: -1,
+		wrapFile: func(file *os.File) logFile { return faultyFile{file, &f} }})
+	f.write.Store(true)
+	if err := w.LogDurable(context.Background(), testEvent(0)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("LogDurable = %v", err)
+	}
+	f.write.Store(false)
+	time.Sleep(50 * time.Millisecond)
+	if err := w.Healthy(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Healthy = %v, want still failed", err)
+	}
+	_ = w.Close(context.Background())
 }
