@@ -35,6 +35,7 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzParseScopeString$$' -fuzztime $(FUZZTIME) ./internal/request/
 	go test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/request/
 	go test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./internal/request/
+	go test -run '^$$' -fuzz '^FuzzShapeAgrees$$' -fuzztime $(FUZZTIME) ./internal/request/
 	go test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./internal/scopeset/
 	go test -run '^$$' -fuzz '^FuzzVerifyLine$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/
 	go test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/

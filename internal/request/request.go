@@ -284,6 +284,16 @@ func checkShape(raw []byte) *Error { return checkShapeKnown(raw, knownKeys) }
 // checkShapeKnown is checkShape for a body whose closed objects (by path)
 // list their fields in known.
 func checkShapeKnown(raw []byte, known map[string]map[string]bool) *Error {
+	if e, decided := scanShape(raw, known); decided {
+		return e
+	}
+	return checkShapeTokens(raw, known)
+}
+
+// checkShapeTokens is the reference implementation of checkShapeKnown, on
+// encoding/json's tokens: slower (it allocates per token), but it unescapes
+// keys, so it decides whatever scanShape cannot.
+func checkShapeTokens(raw []byte, known map[string]map[string]bool) *Error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	type frame struct {
