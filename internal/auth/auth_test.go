@@ -1,25 +1,18 @@
 package auth_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/scopegate/scopegate/internal/auth"
+	"github.com/scopegate/scopegate/internal/testpki"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -102,55 +95,10 @@ func TestIsLoopback(t *testing.T) {
 	}
 }
 
-// pki makes a CA, a server certificate for 127.0.0.1 and client certificates.
-type pki struct {
-	caCert *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	caPEM  []byte
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &pki{caCert: cert, caKey: key, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func (p *pki) issue(t *testing.T, cn string, server bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
 func TestMTLS(t *testing.T) {
-	p := newPKI(t)
-	srvCert, srvKey := p.issue(t, "scopegate", true)
-	caFile := writeFile(t, "ca.pem", string(p.caPEM))
+	p := testpki.NewCA(t)
+	srvCert, srvKey := p.Issue(t, "scopegate", true)
+	caFile := writeFile(t, "ca.pem", string(p.PEM))
 	cfg, err := auth.ServerTLSConfig(auth.TLSOptions{
 		CertFile: writeFile(t, "srv.pem", string(srvCert)), KeyFile: writeFile(t, "srv.key", string(srvKey)),
 		ClientCAFile: caFile,
@@ -174,7 +122,7 @@ func TestMTLS(t *testing.T) {
 	defer ts.Close()
 
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(p.caPEM)
+	roots.AppendCertsFromPEM(p.PEM)
 	get := func(certs []tls.Certificate) string {
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}}
 		resp, err := client.Get(ts.URL)
@@ -187,7 +135,7 @@ func TestMTLS(t *testing.T) {
 		return b.String()
 	}
 	clientPair := func(cn string) []tls.Certificate {
-		c, k := p.issue(t, cn, false)
+		c, k := p.Issue(t, cn, false)
 		pair, err := tls.X509KeyPair(c, k)
 		if err != nil {
 			t.Fatal(err)
@@ -204,8 +152,8 @@ func TestMTLS(t *testing.T) {
 		t.Errorf("no cert: %q", got)
 	}
 	// A certificate from another CA is refused by the TLS layer.
-	other := newPKI(t)
-	c, k := other.issue(t, "intruder", false)
+	other := testpki.NewCA(t)
+	c, k := other.Issue(t, "intruder", false)
 	pair, _ := tls.X509KeyPair(c, k)
 	if got := get([]tls.Certificate{pair}); !strings.HasPrefix(got, "error") {
 		t.Errorf("foreign cert: %q", got)

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scopegate/scopegate/internal/testpki"
+)
+
+// TestServeMTLS: serve with --tls-cert/--tls-key/--tls-client-ca and no
+// token files demands a client certificate from the CA, over HTTPS, and
+// records the certificate's subject as the caller.
+func TestServeMTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t)
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	srvCert, srvKey := ca.Issue(t, "scopegate", true)
+	srv := startServe(t, dir, "--tls-cert", write("srv.pem", srvCert), "--tls-key", write("srv.key", srvKey),
+		"--tls-client-ca", write("ca.pem", ca.PEM))
+	url := strings.Replace(srv.url, "http://", "https://", 1) + "/v1/decide"
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.PEM)
+	post := func(certs []tls.Certificate) (int, error) {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}}
+		resp, err := client.Post(url, "application/json", strings.NewReader(`{"granted_scopes":["user:read"],"action":"user:read"}`))
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if _, err := post(nil); err == nil {
+		t.Error("a client without a certificate got through")
+	}
+	c, k := ca.Issue(t, "billing-service", false)
+	pair, err := tls.X509KeyPair(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, err := post([]tls.Certificate{pair}); err != nil || status != 200 {
+		t.Fatalf("client certificate: %d %v", status, err)
+	}
+	// Plain HTTP on the TLS port is refused, not answered.
+	if resp, err := http.Post(srv.url+"/v1/decide", "application/json", strings.NewReader(`{}`)); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Error("plain HTTP answered 200 on the TLS port")
+		}
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "decisions.log"))
+	if !strings.Contains(string(raw), `"caller":"mtls:billing-service"`) {
+		t.Errorf("caller not recorded: %s", raw)
+	}
+}
