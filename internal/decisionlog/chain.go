@@ -211,11 +211,34 @@ var plainASCII = func() (t [256]bool) {
 	return t
 }()
 
+// plainWord reports whether s[i:i+8] is all plainASCII bytes: none below
+// 0x20, none at or above 0x80, no '"' and no '\\' (bit tricks on a word; see
+// "Determine if a word has a byte less than n", Bit Twiddling Hacks).
+func plainWord(s string, i int) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	control := x - ones*0x20            // borrows into a high bit where a byte < 0x20
+	quote := (x ^ ones*'"') - ones      // high bit where a byte == '"'
+	backslash := (x ^ ones*'\\') - ones // high bit where a byte == '\\'
+	return (control|quote|backslash|x)&highs == 0
+}
+
 func appendString(dst []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0 // s[start:i] is copied as is
 	for i := 0; i < len(s); {
+		// Skip eight plain bytes at a time: most of a record is plain ASCII.
+		for i+8 <= len(s) && plainWord(s, i) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if plainASCII[c] {
 			i++

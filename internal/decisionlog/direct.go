@@ -101,6 +101,9 @@ func appendDirect(dst []byte, v any) ([]byte, error) {
 			}
 		}
 		return append(dst, '}'), nil
+	case Object:
+		mw := maskWriter{plain: true}
+		return mw.appendValue(dst, v, 0, false)
 	case map[string]BundleInfo:
 		if v == nil {
 			return append(dst, "null"...), nil

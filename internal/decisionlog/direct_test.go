@@ -111,6 +111,12 @@ func TestAppendDirectMatchesGeneric(t *testing.T) {
 			B any `json:"b"`
 		}{A: nil, B: structResult{}},
 		"html": "<a href=\"x\">&</a>",
+		"object": members{{"a", "Bearer kept"}, {"b", []string{"x", "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."}}, {"c", map[string]any{"token": "t"}},
+			{"d", members{{"e", time.Unix(0, 0).UTC()}, {"f", structResult{Allow: true}}}}, {"g", nil}},
+		"object in map":       map[string]any{"o": members{{"z", 1}}, "p": []any{members{}}},
+		"object out of order": members{{"b", 1}, {"a", 2}},
+		"object bad value":    members{{"a", math.NaN()}},
+		"object bad number":   members{{"h", json.Number("01")}},
 	}
 	for name, v := range values {
 		if err := checkDirect(v); err != nil {
@@ -177,7 +183,8 @@ func appendStringRef(dst []byte, s string) []byte {
 }
 
 func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "plain", "q\"b\\s", "\x00\x1f\x7f", "é\u2028\U0001F600", "a\xffb\xc3", "\xed\xa0\x80", "tab\tnl\ncr\r"} {
+	for _, s := range []string{"", "plain", "q\"b\\s", "\x00\x1f\x7f", "é\u2028\U0001F600", "a\xffb\xc3", "\xed\xa0\x80", "tab\tnl\ncr\r",
+		"eight ok", "0123456789abcdef\"x", "aaaaaaa\x1fbbbbbbbbb", "aaaaaaaa\x80bbbbbbb", "~~~~~~~~ !!!!!!!!\\", "1234567\x7f"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
