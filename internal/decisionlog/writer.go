@@ -822,7 +822,17 @@ func (w *Writer) tick() {
 	if err != nil {
 		w.setFailure(err)
 	}
+	// Rotation applies retention too, but a log that stops growing stops
+	// rotating: age out its old files on the clock as well.
+	if now := w.clock(); w.opts.Retention > 0 && w.name.base != "" && now.Sub(w.lastRetention) >= retentionEvery {
+		w.lastRetention = now
+		w.applyRetention(now)
+	}
 }
+
+// retentionEvery is how often the writer applies Options.Retention when no
+// rotation does.
+const retentionEvery = time.Minute
 
 // rotateIfNeeded rotates before a record of next bytes is appended.
 func (w *Writer) rotateIfNeeded(next int64) error {

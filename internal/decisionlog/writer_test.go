@@ -689,6 +689,32 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+// TestRetentionOnTimer: rotated files age out even when the log has stopped
+// growing, so no rotation comes along to apply retention.
+func TestRetentionOnTimer(t *testing.T) {
+	path := logPath(t)
+	clock := newFakeClock(t0)
+	w := openT(t, Options{Path: path, MaxBytes: 1, Clock: clock.Now})
+	logRange(t, w, 0, 3) // MaxBytes 1: two rotated files and the active one
+	closeT(t, w)
+	w = openT(t, Options{Path: path, Retention: time.Hour, Clock: clock.Now, FlushInterval: 5 * time.Millisecond})
+	if files := mustFiles(t, path); len(files) != 3 {
+		t.Fatalf("files %v, want 3", files)
+	}
+	clock.Add(2 * time.Hour)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(mustFiles(t, path)) != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if files := mustFiles(t, path); len(files) != 1 || files[0] != path {
+		t.Fatalf("after the retention period without records: %v, want only the active file", files)
+	}
+	closeT(t, w)
+	if got, want := decisionIDs(t, path), wantIDs(2, 3); !slices.Equal(got, want) {
+		t.Errorf("kept %v, want %v", got, want)
+	}
+}
+
 func TestMaxAgeRotation(t *testing.T) {
 	path := logPath(t)
 	clock := newFakeClock(t0)
