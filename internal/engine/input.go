@@ -58,12 +58,15 @@ func (in Input) Value() (ast.Value, error) {
 	return obj, nil
 }
 
-// Map is the input as plain JSON-able values, for the decision log.
+// Map is the input as plain JSON-able values: the decision log's "input".
+// The server writes the same members without building the map (its
+// logInput, held to Map by a test).
 func (in Input) Map() map[string]any {
-	m := map[string]any{"granted_scopes": in.GrantedScopes}
-	for k, v := range map[string]string{"subject": in.Subject, "client_id": in.ClientID, "action": in.Action, "method": in.Method, "path": in.Path} {
-		if v != "" {
-			m[k] = v
+	m := make(map[string]any, 10)
+	m["granted_scopes"] = in.GrantedScopes
+	for _, kv := range [...]struct{ k, v string }{{"subject", in.Subject}, {"client_id", in.ClientID}, {"action", in.Action}, {"method", in.Method}, {"path", in.Path}} {
+		if kv.v != "" {
+			m[kv.k] = kv.v
 		}
 	}
 	if in.RequestedScopes != nil {

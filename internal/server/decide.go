@@ -100,7 +100,39 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, id string, start
 // only once it is durable; otherwise only queue it, if the log can (see
 // queuer), and the caller must wait on a later record.
 func (s *Server) record(r *http.Request, id string, start time.Time, in engine.Input, resp response, wait bool) error {
-	return s.recordEvent(r, id, start, in.Map(), resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, wait)
+	if s.opts.Log == nil {
+		return nil
+	}
+	return s.recordEvent(r, id, start, (*logInput)(&in), resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, wait)
+}
+
+// logInput is the decision input as the log records it: the members of
+// engine.Input.Map, written without building that map (decisionlog.Object).
+// TestLogInputMatchesMap keeps the two in step.
+type logInput engine.Input
+
+// LogMembers writes the members in ascending key order.
+func (in *logInput) LogMembers(w decisionlog.MemberWriter) {
+	str := func(key, v string) {
+		if v != "" {
+			w.String(key, v)
+		}
+	}
+	str("action", in.Action)
+	str("client_id", in.ClientID)
+	if in.Context != nil {
+		w.Value("context", in.Context)
+	}
+	w.Strings("granted_scopes", in.GrantedScopes)
+	str("method", in.Method)
+	str("path", in.Path)
+	if in.RequestedScopes != nil {
+		w.Strings("requested_scopes", in.RequestedScopes)
+	}
+	if in.Resource != nil {
+		w.Value("resource", in.Resource)
+	}
+	str("subject", in.Subject)
 }
 
 // queuer is what a decision log may offer beyond LogDurable: queueing a
@@ -110,7 +142,7 @@ type queuer interface {
 	Log(ctx context.Context, ev decisionlog.Event) error
 }
 
-func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input map[string]any, d engine.Decision, revision, subject, clientID string, wait bool) error {
+func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input any, d engine.Decision, revision, subject, clientID string, wait bool) error {
 	if s.opts.Log == nil {
 		return nil
 	}
@@ -119,7 +151,7 @@ func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input 
 		Timestamp:   start.UTC(),
 		Path:        "scopegate/authz/decision",
 		Input:       input,
-		Result:      d,
+		Result:      (*logResult)(&d),
 		Metrics:     map[string]any{"timer_server_handler_ns": s.opts.Now().Sub(start).Nanoseconds()},
 		Labels:      s.opts.Labels,
 		RequestedBy: r.RemoteAddr,
@@ -132,10 +164,61 @@ func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input 
 		ev.Caller = c.Method + ":" + c.Name
 	}
 	if revision != "" {
-		ev.Bundles = map[string]decisionlog.BundleInfo{"scopegate": {Revision: revision}}
+		ev.Bundles = s.bundlesFor(revision)
 	}
 	if q, ok := s.opts.Log.(queuer); ok && !wait {
 		return q.Log(r.Context(), ev)
 	}
 	return s.opts.Log.LogDurable(r.Context(), ev)
+}
+
+// logResult is the decision as the log records it: the members
+// json.Marshal(engine.Decision) gives, written without reflection
+// (decisionlog.Object). TestLogResultMatchesJSON keeps the two in step.
+type logResult engine.Decision
+
+// LogMembers writes the members in ascending key order; omitempty as in
+// engine.Decision's tags.
+func (d *logResult) LogMembers(w decisionlog.MemberWriter) {
+	opt := func(key, v string) {
+		if v != "" {
+			w.String(key, v)
+		}
+	}
+	opt("action", d.Action)
+	w.Value("allow", d.Allow)
+	w.Strings("explain", d.Explain)
+	w.Strings("granted_effective", d.GrantedEffective)
+	w.Strings("matched", d.Matched)
+	w.Strings("missing", d.Missing)
+	w.Value("narrowed_by_user", d.NarrowedByUser)
+	opt("narrowest", d.Narrowest)
+	w.String("reason", d.Reason)
+	opt("remedy", d.Remedy)
+	w.Strings("requested_not_granted", d.RequestedNotGranted)
+	w.Strings("required_any_of", d.RequiredAnyOf)
+	opt("route", d.Route)
+	w.Value("sensitive", d.Sensitive)
+	if len(d.Trace) > 0 {
+		w.Strings("trace", d.Trace)
+	}
+	if len(d.UnknownScopes) > 0 {
+		w.Strings("unknown_scopes", d.UnknownScopes)
+	}
+}
+
+// bundlesMemo is Event.Bundles for one revision, shared by the records of
+// that revision (the log only reads it) instead of a map per decision.
+type bundlesMemo struct {
+	revision string
+	bundles  map[string]decisionlog.BundleInfo
+}
+
+func (s *Server) bundlesFor(revision string) map[string]decisionlog.BundleInfo {
+	if m := s.bundles.Load(); m != nil && m.revision == revision {
+		return m.bundles
+	}
+	m := &bundlesMemo{revision, map[string]decisionlog.BundleInfo{"scopegate": {Revision: revision}}}
+	s.bundles.Store(m)
+	return m.bundles
 }

@@ -61,6 +61,7 @@ type Options struct {
 // Server answers decisions with the engine it currently holds.
 type Server struct {
 	engine  atomic.Pointer[engine.Engine]
+	bundles atomic.Pointer[bundlesMemo] // the last revision's Event.Bundles
 	opts    Options
 	router  *mux.Router
 	metrics *metrics

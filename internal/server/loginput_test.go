@@ -1,0 +1,146 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/scopegate/scopegate/internal/decisionlog"
+	"github.com/scopegate/scopegate/internal/engine"
+)
+
+// TestLogInputMatchesMap: the input a record holds is engine.Input.Map,
+// whether the server hands the log that map or logInput, which writes the
+// same members without building it.
+func TestLogInputMatchesMap(t *testing.T) {
+	inputs := []engine.Input{
+		{},
+		{GrantedScopes: []string{}},
+		{Subject: "app:x", ClientID: "c", GrantedScopes: []string{"user:read"}, Action: "user:read"},
+		{Subject: "u", GrantedScopes: []string{"project:write"}, RequestedScopes: []string{}, Method: "POST", Path: "/projects/1/launch",
+			Resource: map[string]any{"type": "project", "owner": "Bearer abc"},
+			Context:  map[string]any{"ip": "10.0.0.1", "client_secret": "s", "nested": []any{map[string]any{"token": json.Number("1")}}}},
+		{GrantedScopes: []string{"eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."}, RequestedScopes: []string{"a", "b"}, Context: map[string]any{}},
+	}
+	path := filepath.Join(t.TempDir(), "decisions.log")
+	masker, err := decisionlog.NewMasker("/input/resource/owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := decisionlog.Open(context.Background(), decisionlog.Options{Path: path, Masker: masker, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	for i := range inputs {
+		for _, input := range []any{inputs[i].Map(), (*logInput)(&inputs[i])} {
+			if err := w.LogDurable(context.Background(), decisionlog.Event{DecisionID: "d", Timestamp: ts, Input: input}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []decisionlog.Event
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		ev, err := decisionlog.DecodeEvent(sc.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, ev)
+	}
+	if len(lines) != 2*len(inputs) {
+		t.Fatalf("%d records, want %d", len(lines), 2*len(inputs))
+	}
+	if got, want := lines[7].Masked, []string{"/input/context/client_secret", "/input/context/nested/0/token", "/input/resource/owner"}; !slices.Equal(got, want) {
+		t.Errorf("masked %q, want %q", got, want)
+	}
+	for i := 0; i < len(lines); i += 2 {
+		fromMap, _ := json.Marshal(lines[i].Input)
+		fromMembers, _ := json.Marshal(lines[i+1].Input)
+		if string(fromMap) != string(fromMembers) || !slices.Equal(lines[i].Masked, lines[i+1].Masked) {
+			t.Errorf("input %d:\n Map:        %s %q\n LogMembers: %s %q", i/2, fromMap, lines[i].Masked, fromMembers, lines[i+1].Masked)
+		}
+	}
+}
+
+// TestLogResultMatchesJSON: logResult writes what json.Marshal writes for
+// engine.Decision, for a decision with every field zero and one with every
+// field set (so a field added to Decision and not to logResult fails here).
+func TestLogResultMatchesJSON(t *testing.T) {
+	full := engine.Decision{}
+	rv := reflect.ValueOf(&full).Elem()
+	for i := range rv.NumField() {
+		switch f := rv.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString("v\"" + rv.Type().Field(i).Name)
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"a", rv.Type().Field(i).Name}))
+		default:
+			t.Fatalf("field %s: kind %s not covered by this test", rv.Type().Field(i).Name, f.Kind())
+		}
+	}
+	for _, d := range []engine.Decision{{}, {Explain: []string{}, Trace: []string{}}, full} {
+		want, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decodeRecordResult(t, (*logResult)(&d))
+		if !jsonEqual(t, got, want) {
+			t.Errorf("logResult %s\njson.Marshal %s", got, want)
+		}
+	}
+}
+
+// decodeRecordResult logs an event with result v and returns the result as
+// the record holds it.
+func decodeRecordResult(t *testing.T, v any) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "decisions.log")
+	w, err := decisionlog.Open(context.Background(), decisionlog.Options{Path: path, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.LogDurable(context.Background(), decisionlog.Event{DecisionID: "d", Result: v}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	line, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct{ Result json.RawMessage }
+	if err := json.Unmarshal(line, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec.Result
+}
+
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(x, y)
+}
