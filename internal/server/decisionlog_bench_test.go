@@ -94,7 +94,11 @@ func benchLog(b *testing.B, mode string) server.DecisionLog {
 // log=interval (--decision-log-sync interval) answers once the record is
 // written and fsyncs every 200ms. clients is the number of requests in
 // flight (GOMAXPROCS x parallelism). decisions/s is the figure to compare
-// (BENCHMARKS.md); records/fsync shows the group commit.
+// (BENCHMARKS.md); cpu-us/op is the process's CPU time (user and system,
+// clients included) per decision; records/fsync shows the group commit.
+//
+// Sub-benchmarks run later in a process measure slower than the same one run
+// first: compare modes one process each, alternating (bench/log-ratio).
 func BenchmarkDecideLog(b *testing.B) {
 	eng := benchEngine(b)
 	for _, par := range []int{8, 64} {
@@ -108,6 +112,7 @@ func BenchmarkDecideLog(b *testing.B) {
 				defer client.CloseIdleConnections()
 				b.SetParallelism(par)
 				b.ReportAllocs()
+				cpu := processCPU()
 				b.RunParallel(func(pb *testing.PB) {
 					for i := 0; pb.Next(); i++ {
 						resp, err := client.Post(srv.URL+"/v1/decide", "application/json", strings.NewReader(benchBodies[i%len(benchBodies)]))
@@ -124,6 +129,7 @@ func BenchmarkDecideLog(b *testing.B) {
 					}
 				})
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+				b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-us/op")
 				if mode != "off" {
 					reportFsyncs(b)
 				}
@@ -132,6 +138,7 @@ func BenchmarkDecideLog(b *testing.B) {
 				h := server.New(eng, server.Options{Log: benchLog(b, mode)})
 				b.SetParallelism(par)
 				b.ReportAllocs()
+				cpu := processCPU()
 				b.RunParallel(func(pb *testing.PB) {
 					for i := 0; pb.Next(); i++ {
 						req := httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(benchBodies[i%len(benchBodies)]))
@@ -144,6 +151,7 @@ func BenchmarkDecideLog(b *testing.B) {
 					}
 				})
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+				b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-us/op")
 				if mode != "off" {
 					reportFsyncs(b)
 				}
