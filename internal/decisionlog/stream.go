@@ -189,32 +189,12 @@ func (mw *maskWriter) appendValue(dst []byte, v any, active uint64, inObject boo
 		if active == 0 && (mw.plain || !slices.ContainsFunc(t, looksLikeToken)) {
 			return appendStringArray(dst, t), nil
 		}
-		dst = append(dst, '[')
-		for i, s := range t {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var err error
-			if dst, err = mw.appendElem(dst, s, i, len(t), active); err != nil {
-				return nil, err
-			}
-		}
-		return append(dst, ']'), nil
+		return appendElems(mw, dst, t, active)
 	case []any:
 		if t == nil {
 			return append(dst, "null"...), nil
 		}
-		dst = append(dst, '[')
-		for i, e := range t {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var err error
-			if dst, err = mw.appendElem(dst, e, i, len(t), active); err != nil {
-				return nil, err
-			}
-		}
-		return append(dst, ']'), nil
+		return appendElems(mw, dst, t, active)
 	case Object:
 		o := objectWriter{mw: mw, dst: append(dst, '{'), active: active}
 		t.LogMembers(&o)
@@ -264,6 +244,21 @@ func (mw *maskWriter) appendValue(dst []byte, v any, active uint64, inObject boo
 		}
 	}
 	return mw.appendValue(dst, g, active, inObject)
+}
+
+// appendElems appends an array whose elements rules may mask.
+func appendElems[E any](mw *maskWriter, dst []byte, elems []E, active uint64) ([]byte, error) {
+	dst = append(dst, '[')
+	for i, e := range elems {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		if dst, err = mw.appendElem(dst, e, i, len(elems), active); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, ']'), nil
 }
 
 // appendElem appends element i of an array of n at mw.path.

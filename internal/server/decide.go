@@ -113,26 +113,21 @@ type logInput engine.Input
 
 // LogMembers writes the members in ascending key order.
 func (in *logInput) LogMembers(w decisionlog.MemberWriter) {
-	str := func(key, v string) {
-		if v != "" {
-			w.String(key, v)
-		}
-	}
-	str("action", in.Action)
-	str("client_id", in.ClientID)
+	nonEmpty(w, "action", in.Action)
+	nonEmpty(w, "client_id", in.ClientID)
 	if in.Context != nil {
 		w.Value("context", in.Context)
 	}
 	w.Strings("granted_scopes", in.GrantedScopes)
-	str("method", in.Method)
-	str("path", in.Path)
+	nonEmpty(w, "method", in.Method)
+	nonEmpty(w, "path", in.Path)
 	if in.RequestedScopes != nil {
 		w.Strings("requested_scopes", in.RequestedScopes)
 	}
 	if in.Resource != nil {
 		w.Value("resource", in.Resource)
 	}
-	str("subject", in.Subject)
+	nonEmpty(w, "subject", in.Subject)
 }
 
 // queuer is what a decision log may offer beyond LogDurable: queueing a
@@ -180,30 +175,32 @@ type logResult engine.Decision
 // LogMembers writes the members in ascending key order; omitempty as in
 // engine.Decision's tags.
 func (d *logResult) LogMembers(w decisionlog.MemberWriter) {
-	opt := func(key, v string) {
-		if v != "" {
-			w.String(key, v)
-		}
-	}
-	opt("action", d.Action)
+	nonEmpty(w, "action", d.Action)
 	w.Value("allow", d.Allow)
 	w.Strings("explain", d.Explain)
 	w.Strings("granted_effective", d.GrantedEffective)
 	w.Strings("matched", d.Matched)
 	w.Strings("missing", d.Missing)
 	w.Value("narrowed_by_user", d.NarrowedByUser)
-	opt("narrowest", d.Narrowest)
+	nonEmpty(w, "narrowest", d.Narrowest)
 	w.String("reason", d.Reason)
-	opt("remedy", d.Remedy)
+	nonEmpty(w, "remedy", d.Remedy)
 	w.Strings("requested_not_granted", d.RequestedNotGranted)
 	w.Strings("required_any_of", d.RequiredAnyOf)
-	opt("route", d.Route)
+	nonEmpty(w, "route", d.Route)
 	w.Value("sensitive", d.Sensitive)
 	if len(d.Trace) > 0 {
 		w.Strings("trace", d.Trace)
 	}
 	if len(d.UnknownScopes) > 0 {
 		w.Strings("unknown_scopes", d.UnknownScopes)
+	}
+}
+
+// nonEmpty writes a string member that is left out when empty (omitempty).
+func nonEmpty(w decisionlog.MemberWriter, key, v string) {
+	if v != "" {
+		w.String(key, v)
 	}
 }
 
