@@ -165,6 +165,30 @@ func TestServeEndToEnd(t *testing.T) {
 	if report.Records != 9 {
 		t.Fatalf("decision log holds %d records, want 9", report.Records)
 	}
+
+	// A record carries OPA's decision-log members and scopegate's own.
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(data[:bytes.IndexByte(data, '\n')], &rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"decision_id", "timestamp", "path", "input", "result", "bundles", "metrics", "labels", "requested_by", "reason", "allow", "prev_hash", "hash"} {
+		if _, ok := rec[k]; !ok {
+			t.Errorf("record has no %q: %v", k, rec)
+		}
+	}
+	if m, _ := rec["metrics"].(map[string]any); m["timer_server_handler_ns"] == nil {
+		t.Errorf("metrics = %v, want timer_server_handler_ns", rec["metrics"])
+	}
+	if in, _ := rec["input"].(map[string]any); fmt.Sprint(in["granted_scopes"]) != "[project:manage]" || in["action"] != "project:launch" {
+		t.Errorf("input = %v", rec["input"])
+	}
+	if res, _ := rec["result"].(map[string]any); res["reason"] != "allowed" || res["allow"] != true {
+		t.Errorf("result = %v", rec["result"])
+	}
 }
 
 func TestServeRefusesBrokenPolicy(t *testing.T) {

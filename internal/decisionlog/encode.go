@@ -80,7 +80,7 @@ func eventDoc(ev Event, walk func(key string) bool) (map[string]any, error) {
 			doc["bundles"] = p
 		}
 	}
-	if len(ev.Metrics) > 0 {
+	if hasMetrics(ev.Metrics) {
 		if err := put("metrics", ev.Metrics); err != nil {
 			return nil, err
 		}

@@ -51,18 +51,20 @@ type BundleInfo struct {
 // an RFC 3339 UTC string with nanoseconds; a zero Timestamp is set from the
 // writer's clock.
 type Event struct {
-	DecisionID  string                `json:"decision_id"`
-	Timestamp   time.Time             `json:"timestamp"`
-	Path        string                `json:"path"`
-	Input       any                   `json:"input,omitempty"`
-	Result      any                   `json:"result,omitempty"`
-	Bundles     map[string]BundleInfo `json:"bundles,omitempty"`
-	Metrics     map[string]any        `json:"metrics,omitempty"`
-	Labels      map[string]string     `json:"labels,omitempty"`
-	RequestedBy string                `json:"requested_by,omitempty"`
-	Reason      string                `json:"reason"`
-	Subject     string                `json:"subject,omitempty"`
-	ClientID    string                `json:"client_id,omitempty"`
+	DecisionID string                `json:"decision_id"`
+	Timestamp  time.Time             `json:"timestamp"`
+	Path       string                `json:"path"`
+	Input      any                   `json:"input,omitempty"`
+	Result     any                   `json:"result,omitempty"`
+	Bundles    map[string]BundleInfo `json:"bundles,omitempty"`
+	// Metrics is a JSON object: a map[string]any, or an Object (which
+	// spares a map per record); nil or an empty map leaves it out.
+	Metrics     any               `json:"metrics,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	RequestedBy string            `json:"requested_by,omitempty"`
+	Reason      string            `json:"reason"`
+	Subject     string            `json:"subject,omitempty"`
+	ClientID    string            `json:"client_id,omitempty"`
 	// Caller is the authenticated service that asked ("token:NAME",
 	// "mtls:CN"); empty when authentication is off.
 	Caller string `json:"caller,omitempty"`
@@ -84,4 +86,12 @@ func DecodeEvent(line []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decode record: %w", err)
 	}
 	return ev, nil
+}
+
+// hasMetrics reports whether a record has a metrics member.
+func hasMetrics(m any) bool {
+	if mm, ok := m.(map[string]any); ok {
+		return len(mm) > 0
+	}
+	return m != nil
 }

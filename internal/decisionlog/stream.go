@@ -54,7 +54,7 @@ func (m *Masker) fastMasker() bool {
 // encodeRecord appends to buf the canonical members of ev that sort before
 // "prev_hash", then those after it, as splitCanonical(eventDoc(ev) masked)
 // would give them: head is buf[:n] and tail buf[n:].
-func (w *Writer) encodeRecord(buf []byte, ev Event) (_ []byte, n int, err error) {
+func (w *Writer) encodeRecord(buf []byte, mw *maskWriter, ev Event) (_ []byte, n int, err error) {
 	ts := ev.Timestamp.UTC()
 	if y := ts.Year(); y < 0 || y > 9999 {
 		return nil, 0, fmt.Errorf("timestamp %v: year outside [0,9999]", ts)
@@ -71,10 +71,8 @@ func (w *Writer) encodeRecord(buf []byte, ev Event) (_ []byte, n int, err error)
 	buf = appendStringMember(buf, "client_id", ev.ClientID)
 	buf = append(buf, `,"decision_id":`...)
 	buf = appendString(buf, ev.DecisionID)
-	var mw maskWriter
 	if ev.Input != nil {
-		mw = maskWriter{pointers: w.masker.pointers, path: make([]string, 1, 8)}
-		mw.path[0] = "input"
+		mw.path = append(mw.path[:0], "input")
 		buf = append(buf, `,"input":`...)
 		active := uint64(1)<<len(mw.pointers) - 1
 		if buf, err = mw.appendValue(buf, ev.Input, active, false); err != nil {
@@ -87,14 +85,14 @@ func (w *Writer) encodeRecord(buf []byte, ev Event) (_ []byte, n int, err error)
 			return nil, 0, fmt.Errorf("labels: %w", err)
 		}
 	}
-	if masked := mw.masked; len(masked) > 0 {
+	if masked := mw.masked; ev.Input != nil && len(masked) > 0 {
 		masked = append(masked, ev.Masked...)
 		slices.Sort(masked)
 		buf = appendStringArray(append(buf, `,"masked":`...), slices.Compact(masked))
 	} else if len(ev.Masked) > 0 {
 		buf = appendStringArray(append(buf, `,"masked":`...), ev.Masked)
 	}
-	if len(ev.Metrics) > 0 {
+	if hasMetrics(ev.Metrics) {
 		buf = append(buf, `,"metrics":`...)
 		if buf, err = appendDirect(buf, ev.Metrics); err != nil {
 			return nil, 0, fmt.Errorf("metrics: %w", err)
@@ -141,6 +139,27 @@ type maskWriter struct {
 	path     []string
 	masked   []string
 	plain    bool
+}
+
+// push enters a member or element of the value at path; pop(depth) leaves
+// it. With plain set there is no path to keep.
+func (mw *maskWriter) push(token string) {
+	if !mw.plain {
+		mw.path = append(mw.path, token)
+	}
+}
+
+func (mw *maskWriter) pop(depth int) {
+	if !mw.plain {
+		mw.path = mw.path[:depth]
+	}
+}
+
+// reset readies mw for another record, keeping its slices' storage.
+func (mw *maskWriter) reset(pointers []maskPointer) {
+	clear(mw.path)
+	clear(mw.masked)
+	*mw = maskWriter{pointers: pointers, path: mw.path[:0], masked: mw.masked[:0]}
 }
 
 // appendValue appends v, found at mw.path (as a member of an object when
@@ -220,7 +239,7 @@ func (mw *maskWriter) appendValue(dst []byte, v any, active uint64, inObject boo
 			dst = appendString(dst, k)
 			dst = append(dst, ':')
 			var err error
-			mw.path = append(mw.path, k)
+			mw.push(k)
 			dst, err = mw.appendValue(dst, t[k], mw.narrowKey(active, depth, k), true)
 			mw.path = mw.path[:depth]
 			if err != nil {
@@ -264,7 +283,9 @@ func appendElems[E any](mw *maskWriter, dst []byte, elems []E, active uint64) ([
 // appendElem appends element i of an array of n at mw.path.
 func (mw *maskWriter) appendElem(dst []byte, v any, i, n int, active uint64) ([]byte, error) {
 	depth := len(mw.path)
-	mw.path = append(mw.path, strconv.Itoa(i))
+	if !mw.plain {
+		mw.push(strconv.Itoa(i))
+	}
 	dst, err := mw.appendValue(dst, v, mw.narrowIndex(active, depth, i, n), false)
 	mw.path = mw.path[:depth]
 	return dst, err
@@ -367,7 +388,8 @@ func (mw *maskWriter) record() {
 
 // Object is a JSON object that writes its own members, so that a caller can
 // log a typed value (the server's decision input) without building a map for
-// each record. LogMembers calls w once per member, in strictly ascending key
+// each record. It is recorded as the members it writes, whatever
+// encoding/json would make of the Go value. LogMembers calls w once per member, in strictly ascending key
 // order (byte-wise); a record whose Object breaks that order is refused.
 type Object interface {
 	LogMembers(w MemberWriter)
@@ -456,13 +478,17 @@ func (o *objectWriter) member(key string) bool {
 	o.last = key
 	o.dst = appendString(o.dst, key)
 	o.dst = append(o.dst, ':')
-	o.mw.path = append(o.mw.path, key)
+	o.mw.push(key)
 	return true
 }
 
-func (o *objectWriter) value(v any) {
+func (o *objectWriter) value(key string, v any) {
+	if o.mw.plain { // no rules, no path
+		o.dst, o.err = o.mw.appendValue(o.dst, v, 0, true)
+		return
+	}
 	depth := len(o.mw.path) - 1
-	o.dst, o.err = o.mw.appendValue(o.dst, v, o.mw.narrowKey(o.active, depth, o.mw.path[depth]), true)
+	o.dst, o.err = o.mw.appendValue(o.dst, v, o.mw.narrowKey(o.active, depth, key), true)
 	o.mw.path = o.mw.path[:depth]
 }
 
@@ -474,11 +500,11 @@ func (o *objectWriter) String(key, v string) {
 	}
 	depth := len(o.mw.path) - 1
 	if !o.mw.plain && (o.mw.narrowKey(o.active, depth, key) != 0 || looksLikeToken(v) || depth >= 2 && (o.mw.path[1] == "context" || o.mw.path[1] == "headers")) {
-		o.value(v)
+		o.value(key, v)
 		return
 	}
 	o.dst = appendString(o.dst, v)
-	o.mw.path = o.mw.path[:depth]
+	o.mw.pop(depth)
 }
 
 // Strings writes a string array member without boxing it, unless a rule
@@ -490,14 +516,14 @@ func (o *objectWriter) Strings(key string, v []string) {
 	depth := len(o.mw.path) - 1
 	if v != nil && (o.mw.plain || o.mw.narrowKey(o.active, depth, key) == 0 && !slices.ContainsFunc(v, looksLikeToken) && o.mw.path[1] != "context" && o.mw.path[1] != "headers") {
 		o.dst = appendStringArray(o.dst, v)
-		o.mw.path = o.mw.path[:depth]
+		o.mw.pop(depth)
 		return
 	}
-	o.value(v)
+	o.value(key, v)
 }
 
 func (o *objectWriter) Value(key string, v any) {
 	if o.member(key) {
-		o.value(v)
+		o.value(key, v)
 	}
 }

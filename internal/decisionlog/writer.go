@@ -126,27 +126,33 @@ const (
 
 type request struct {
 	head, tail []byte     // canonical members before and after "prev_hash"
-	done       chan error // LogDurable waits here; nil for Log
-	buf        *[]byte    // holds head and tail; back to recordBufs once copied
+	wait       bool       // LogDurable waits on done
+	done       chan error // capacity 1
+	line       []byte     // the encoding buffer head and tail point into
+	mw         maskWriter // encodeRecord's scratch
 }
 
-// recordBufs recycles the buffers records are encoded into: the writer
-// copies a record into its own buffer and no longer needs it, and reusing
-// it spares the garbage collector about 2 KiB per decision.
-var recordBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+// requests recycles records once nobody needs them (see recycle): a
+// decision then costs the garbage collector about 2 KiB and a few
+// allocations less.
+var requests = sync.Pool{New: func() any {
+	return &request{done: make(chan error, 1), line: make([]byte, 0, 2048)}
+}}
 
-func getRecordBuf() *[]byte { return recordBufs.Get().(*[]byte) }
+func newRequest() *request { return requests.Get().(*request) }
 
-// release returns r's buffer to the pool; r.head and r.tail are dead after.
-func (r *request) release() {
-	if r.buf == nil {
-		return
+// recycle returns r to the pool. Only the last holder of r may call it: the
+// writer goroutine once it has copied a record nobody waits for, the
+// LogDurable caller once it has received from done, or the caller whose
+// record never reached the queue.
+func recycle(r *request) {
+	if cap(r.line) > 16<<10 || cap(r.mw.masked) > 64 {
+		return // an outsized record: let it go
 	}
-	if cap(*r.buf) <= 16<<10 {
-		*r.buf = (*r.buf)[:0]
-		recordBufs.Put(r.buf)
-	}
-	r.buf, r.head, r.tail = nil, nil, nil
+	r.head, r.tail, r.wait = nil, nil, false
+	r.line = r.line[:0]
+	r.mw.reset(nil)
+	requests.Put(r)
 }
 
 // Writer appends events to a hash-chained decision log. Its methods are safe
@@ -453,10 +459,9 @@ func (w *Writer) log(ctx context.Context, ev Event, durable bool) error {
 		w.rejected.Add(1)
 		return err
 	}
-	if durable {
-		r.done = make(chan error, 1)
-	}
+	r.wait = durable
 	if err := w.enqueue(ctx, r); err != nil {
+		recycle(r)
 		w.rejected.Add(1)
 		return err
 	}
@@ -465,8 +470,9 @@ func (w *Writer) log(ctx context.Context, ev Event, durable bool) error {
 	}
 	select {
 	case err := <-r.done:
+		recycle(r)
 		return err
-	case <-ctx.Done():
+	case <-ctx.Done(): // r stays with the writer, which will still answer on done
 		return fmt.Errorf("decisionlog: waiting for fsync (the record may still be written): %w", ctx.Err())
 	}
 }
@@ -487,13 +493,14 @@ func (w *Writer) prepare(ev Event) (*request, error) {
 		ev.Timestamp = w.clock()
 	}
 	if w.stream {
-		r := &request{buf: getRecordBuf()}
-		line, n, err := w.encodeRecord((*r.buf)[:0], ev)
+		r := newRequest()
+		r.mw.reset(w.masker.pointers)
+		line, n, err := w.encodeRecord(r.line[:0], &r.mw, ev)
 		if err != nil {
-			r.release()
+			recycle(r)
 			return nil, fmt.Errorf("decisionlog: encode event: %w", err)
 		}
-		*r.buf, r.head, r.tail = line, line[:n:n], line[n:]
+		r.line, r.head, r.tail = line, line[:n:n], line[n:]
 		return r, nil
 	}
 	return w.prepareDoc(ev)
@@ -520,7 +527,9 @@ func (w *Writer) prepareDoc(ev Event) (*request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decisionlog: encode event: %w", err)
 	}
-	return &request{head: head, tail: tail}, nil
+	r := newRequest()
+	r.head, r.tail = head, tail
+	return r, nil
 }
 
 func (w *Writer) enqueue(ctx context.Context, r *request) error {
@@ -711,7 +720,7 @@ func (w *Writer) process(batch []*request) {
 		w.failed.Add(uint64(len(batch)))
 	} else {
 		err = w.appendBatch(batch)
-		if err == nil && w.opts.Sync == SyncAlways && slices.ContainsFunc(batch, func(r *request) bool { return r.done != nil }) {
+		if err == nil && w.opts.Sync == SyncAlways && slices.ContainsFunc(batch, func(r *request) bool { return r.wait }) {
 			err = w.sync()
 		}
 		if err != nil {
@@ -722,8 +731,10 @@ func (w *Writer) process(batch []*request) {
 	// whose record reached the disk before the failure: a false alarm is
 	// safe, a false acknowledgement is not.
 	for _, r := range batch {
-		if r.done != nil {
-			r.done <- err
+		if r.wait {
+			r.done <- err // r is the caller's again
+		} else {
+			recycle(r)
 		}
 	}
 	// The callers just woken sit in this P's run queue. Without a yield
@@ -742,7 +753,6 @@ func (w *Writer) appendBatch(batch []*request) error {
 			return err
 		}
 		w.buf, w.prev = appendSealed(w.buf, r.head, r.tail, w.prev)
-		r.release()
 		w.bufRecords++
 		w.size += n
 		if len(w.buf) >= flushThreshold {

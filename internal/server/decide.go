@@ -147,7 +147,7 @@ func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input 
 		Path:        "scopegate/authz/decision",
 		Input:       input,
 		Result:      (*logResult)(&d),
-		Metrics:     map[string]any{"timer_server_handler_ns": s.opts.Now().Sub(start).Nanoseconds()},
+		Metrics:     handlerTimer(s.opts.Now().Sub(start)),
 		Labels:      s.opts.Labels,
 		RequestedBy: r.RemoteAddr,
 		Reason:      d.Reason,
@@ -195,6 +195,13 @@ func (d *logResult) LogMembers(w decisionlog.MemberWriter) {
 	if len(d.UnknownScopes) > 0 {
 		w.Strings("unknown_scopes", d.UnknownScopes)
 	}
+}
+
+// handlerTimer is the record's metrics: OPA's timer_server_handler_ns.
+type handlerTimer time.Duration
+
+func (t handlerTimer) LogMembers(w decisionlog.MemberWriter) {
+	w.Value("timer_server_handler_ns", time.Duration(t).Nanoseconds())
 }
 
 // nonEmpty writes a string member that is left out when empty (omitempty).
