@@ -20,9 +20,10 @@ import (
 //
 // It is used when every configured mask pointer lies inside input, no
 // pointer is a prefix of another and no token spells a number unusually
-// (fastMasker), which includes the default of no pointers; otherwise prepare takes the general path. Both must give the
-// same bytes and the same errors for every event: TestStreamMatchesDoc and
-// FuzzStreamMatchesDoc hold them to that.
+// (fastMasker), which includes the default of no pointers; otherwise prepare
+// takes the general path. Both must give the same bytes and the same errors
+// for every event: TestStreamMatchesDoc and FuzzStreamMatchesDoc hold them
+// to that.
 
 // maxFastPointers bounds the pointers the streaming path follows (one bit
 // each in a uint64).
@@ -53,8 +54,9 @@ func (m *Masker) fastMasker() bool {
 
 // encodeRecord appends to buf the canonical members of ev that sort before
 // "prev_hash", then those after it, as splitCanonical(eventDoc(ev) masked)
-// would give them: head is buf[:n] and tail buf[n:].
-func (w *Writer) encodeRecord(buf []byte, mw *maskWriter, ev Event) (_ []byte, n int, err error) {
+// would give them: head is buf[:n] and tail buf[n:]. mw holds the masker's
+// pointers and is the walk's scratch.
+func encodeRecord(buf []byte, mw *maskWriter, ev Event) (_ []byte, n int, err error) {
 	ts := ev.Timestamp.UTC()
 	if y := ts.Year(); y < 0 || y > 9999 {
 		return nil, 0, fmt.Errorf("timestamp %v: year outside [0,9999]", ts)
@@ -85,7 +87,7 @@ func (w *Writer) encodeRecord(buf []byte, mw *maskWriter, ev Event) (_ []byte, n
 			return nil, 0, fmt.Errorf("labels: %w", err)
 		}
 	}
-	if masked := mw.masked; ev.Input != nil && len(masked) > 0 {
+	if masked := mw.masked; len(masked) > 0 {
 		masked = append(masked, ev.Masked...)
 		slices.Sort(masked)
 		buf = appendStringArray(append(buf, `,"masked":`...), slices.Compact(masked))

@@ -495,7 +495,7 @@ func (w *Writer) prepare(ev Event) (*request, error) {
 	if w.stream {
 		r := newRequest()
 		r.mw.reset(w.masker.pointers)
-		line, n, err := w.encodeRecord(r.line[:0], &r.mw, ev)
+		line, n, err := encodeRecord(r.line[:0], &r.mw, ev)
 		if err != nil {
 			recycle(r)
 			return nil, fmt.Errorf("decisionlog: encode event: %w", err)
