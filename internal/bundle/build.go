@@ -23,6 +23,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -128,6 +129,9 @@ func Build(opts BuildOptions) (*Artifact, error) {
 		}
 		b.Modules = append(b.Modules, opabundle.ModuleFile{URL: "/" + p, Path: "/" + p, RelativePath: "/" + p, Raw: raw, Parsed: parsed})
 		files[p] = raw
+		if root, ok := extraRoot(parsed); ok && !slices.Contains(*b.Manifest.Roots, root) {
+			*b.Manifest.Roots = append(*b.Manifest.Roots, root)
+		}
 	}
 
 	if opts.Signing != nil {
@@ -378,4 +382,22 @@ func writeFileAtomic(p string, content []byte) error {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
+}
+
+// extraRoot is the manifest root a module outside package scopegate needs,
+// such as "system/log" for decision-log masking (data.system.log.mask):
+// OPA refuses a bundle whose modules lie outside its roots.
+func extraRoot(m *ast.Module) (string, bool) {
+	if m.Package.Path.HasPrefix(ast.MustParseRef("data." + Root)) {
+		return "", false
+	}
+	parts := make([]string, 0, len(m.Package.Path)-1)
+	for _, t := range m.Package.Path[1:] {
+		s, ok := t.Value.(ast.String)
+		if !ok {
+			return "", false
+		}
+		parts = append(parts, string(s))
+	}
+	return strings.Join(parts, "/"), true
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,5 +276,51 @@ func getJSON(t *testing.T, url string, v any) {
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOPACompatLogMask: a policy with decision-log masking (package
+// system.log) builds into a bundle the opa CLI loads, and opa eval's
+// data.system.log.mask is what scopegate's engine masks.
+func TestOPACompatLogMask(t *testing.T) {
+	policies := copyPolicies(t, nil)
+	writeFile(t, filepath.Join(policies, "mask.rego"), []byte(`package system.log
+
+mask contains "/input/resource/owner" if input.input.resource.type == "project"
+`))
+	art := build(t, policies, nil)
+	if roots := *art.Bundle.Manifest.Roots; !slices.Equal(roots, []string{"scopegate", "system/log"}) {
+		t.Fatalf("manifest roots %q, want scopegate and system/log", roots)
+	}
+	dir, tgz := writeBundle(t, art)
+	src, err := bundle.LoadPath(dir, bundle.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := bundle.NewManager(bundle.ManagerOptions{})
+	if err := m.Activate(context.Background(), src, dir); err != nil {
+		t.Fatal(err)
+	}
+	record := `{"input":{"action":"project:read","resource":{"type":"project","owner":"alice"}},"result":{"allow":true}}`
+	var asMap map[string]any
+	if err := json.Unmarshal([]byte(record), &asMap); err != nil {
+		t.Fatal(err)
+	}
+	ours, err := m.Engine().LogMask(context.Background(), asMap)
+	if err != nil || !slices.Equal(ours, []string{"/input/resource/owner"}) {
+		t.Fatalf("scopegate LogMask = %q, %v", ours, err)
+	}
+
+	opa := opaBinary(t)
+	out := runOPA(t, opa, record, "eval", "-b", tgz, "-I", "-f", "json", "data.system.log.mask")
+	var res struct {
+		Result []struct {
+			Expressions []struct {
+				Value []string `json:"value"`
+			} `json:"expressions"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res.Result) != 1 || !slices.Equal(res.Result[0].Expressions[0].Value, ours) {
+		t.Errorf("opa eval data.system.log.mask: %s (%v), scopegate %q", out, err, ours)
 	}
 }

@@ -74,6 +74,12 @@ type Event struct {
 	Masked   []string `json:"masked,omitempty"`
 	PrevHash string   `json:"prev_hash"`
 	Hash     string   `json:"hash"`
+
+	// MaskPointers are more RFC 6901 pointers to mask in this record only,
+	// besides the Writer's (the server passes what the policy's
+	// data.system.log.mask asks for). They are not a member of the record:
+	// what was masked is listed in Masked. An invalid pointer makes Log fail.
+	MaskPointers []string `json:"-"`
 }
 
 // DecodeEvent parses one log line (without its newline) into an Event.

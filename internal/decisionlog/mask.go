@@ -47,6 +47,21 @@ func NewMasker(pointers ...string) (*Masker, error) {
 	return m, nil
 }
 
+// with returns a Masker that also masks pointers (m itself when they add
+// nothing new).
+func (m *Masker) with(pointers []string) (*Masker, error) {
+	all := m.Pointers()
+	for _, p := range pointers {
+		if !slices.Contains(all, p) {
+			all = append(all, p)
+		}
+	}
+	if len(all) == len(m.pointers) {
+		return m, nil
+	}
+	return NewMasker(all...)
+}
+
 // walks reports whether masking looks inside the record's top-level member
 // key: input always (the built-in rules), and any member a pointer names.
 // eventDoc builds those members as generic values and encodes the others

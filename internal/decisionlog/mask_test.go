@@ -1,7 +1,9 @@
 package decisionlog
 
 import (
+	"context"
 	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -134,5 +136,60 @@ func TestSealMatchesVerify(t *testing.T) {
 	var back map[string]any
 	if err := json.Unmarshal(line, &back); err != nil || back["allow"] != true || !strings.Contains(string(line), `"x":"<&>"`) {
 		t.Errorf("sealed line = %s", line)
+	}
+}
+
+// TestRecordMaskPointers: Event.MaskPointers mask this record only, on the
+// streaming path and on the document path, and a bad pointer is refused.
+func TestRecordMaskPointers(t *testing.T) {
+	for _, tc := range []struct {
+		configured, record []string
+		stream             bool
+	}{
+		{nil, []string{"/input/resource/owner"}, true},
+		{[]string{"/labels/id"}, []string{"/input/resource/owner", "/result/allow"}, false},
+	} {
+		m, err := NewMasker(tc.configured...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := logPath(t)
+		w := openT(t, Options{Path: path, Masker: m})
+		ev := testEvent(1)
+		ev.Input.(map[string]any)["resource"] = map[string]any{"owner": "u1", "type": "project"}
+		ev.MaskPointers = tc.record
+		if with, _ := m.with(tc.record); with.fastMasker() != tc.stream {
+			t.Fatalf("%q: streaming path %v, want %v", tc.record, !tc.stream, tc.stream)
+		}
+		if err := w.LogDurable(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		plain := testEvent(2)
+		plain.Input.(map[string]any)["resource"] = map[string]any{"owner": "u2"}
+		if err := w.LogDurable(context.Background(), plain); err != nil {
+			t.Fatal(err)
+		}
+		bad := testEvent(3)
+		bad.MaskPointers = []string{"input/no-slash"}
+		if err := w.LogDurable(context.Background(), bad); err == nil {
+			t.Error("a record with an invalid mask pointer was accepted")
+		}
+		closeT(t, w)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("%d records, want 2", len(lines))
+		}
+		if !strings.Contains(lines[0], `"resource":{"owner":"***","type":"project"}`) || !strings.Contains(lines[0], `"/input/resource/owner"`) ||
+			!tc.stream && !strings.Contains(lines[0], `"result":{"allow":"***"`) {
+			t.Errorf("record 1 not masked: %s", lines[0])
+		}
+		if !strings.Contains(lines[1], `"owner":"u2"`) || strings.Contains(lines[1], "/input/resource/owner") {
+			t.Errorf("record 2 masked by record 1's pointers: %s", lines[1])
+		}
+		mustVerify(t, path)
 	}
 }

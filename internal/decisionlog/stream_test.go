@@ -13,8 +13,7 @@ import (
 // error from both.
 func streamAgrees(t *testing.T, m *Masker, ev Event) error {
 	t.Helper()
-	w := &Writer{masker: m}
-	want, wantErr := w.prepareDoc(ev)
+	want, wantErr := prepareDoc(m, ev)
 	line, n, err := encodeRecord(nil, &maskWriter{pointers: m.pointers}, ev)
 	head, tail := line[:min(n, len(line))], line[min(n, len(line)):]
 	if (err != nil) != (wantErr != nil) {

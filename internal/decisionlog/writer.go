@@ -492,9 +492,17 @@ func (w *Writer) prepare(ev Event) (*request, error) {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = w.clock()
 	}
-	if w.stream {
+	masker, stream := w.masker, w.stream
+	if len(ev.MaskPointers) > 0 {
+		m, err := w.masker.with(ev.MaskPointers)
+		if err != nil {
+			return nil, fmt.Errorf("decisionlog: this record's mask pointers: %w", err)
+		}
+		masker, stream = m, m.fastMasker()
+	}
+	if stream {
 		r := newRequest()
-		r.mw.reset(w.masker.pointers)
+		r.mw.reset(masker.pointers)
 		line, n, err := encodeRecord(r.line[:0], &r.mw, ev)
 		if err != nil {
 			recycle(r)
@@ -503,17 +511,17 @@ func (w *Writer) prepare(ev Event) (*request, error) {
 		r.line, r.head, r.tail = line, line[:n:n], line[n:]
 		return r, nil
 	}
-	return w.prepareDoc(ev)
+	return prepareDoc(masker, ev)
 }
 
 // prepareDoc is prepare by way of a generic document: for maskers the
 // streaming encoder does not model.
-func (w *Writer) prepareDoc(ev Event) (*request, error) {
-	doc, err := eventDoc(ev, w.masker.walks)
+func prepareDoc(masker *Masker, ev Event) (*request, error) {
+	doc, err := eventDoc(ev, masker.walks)
 	if err != nil {
 		return nil, fmt.Errorf("decisionlog: encode event: %w", err)
 	}
-	if masked := w.masker.apply(doc); len(masked) > 0 {
+	if masked := masker.apply(doc); len(masked) > 0 {
 		all := append(slices.Clone(ev.Masked), masked...)
 		slices.Sort(all)
 		all = slices.Compact(all)

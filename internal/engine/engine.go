@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -72,6 +73,9 @@ type Engine struct {
 	catalogErr error
 	// actions evaluates data.scopegate.actions on first use (actions.go).
 	actions *actionsSource
+	// logMask is data.system.log.mask prepared, nil if the policy has none
+	// (logmask.go).
+	logMask *rego.PreparedEvalQuery
 }
 
 // DefaultCacheSize is how many decisions an engine remembers per generation.
@@ -95,10 +99,11 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 	for _, o := range options {
 		o(&cfg)
 	}
+	// Keep data as AST values so reads do not convert Go maps per decision.
+	store := inmem.NewFromObjectWithOpts(src.Data, inmem.OptReturnASTValuesOnRead(true))
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
-		// Keep data as AST values so reads do not convert Go maps per decision.
-		rego.Store(inmem.NewFromObjectWithOpts(src.Data, inmem.OptReturnASTValuesOnRead(true))),
+		rego.Store(store),
 		rego.StoreReadAST(true),
 	}
 	mods, err := src.Parse(false)
@@ -115,9 +120,15 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 		return nil, fmt.Errorf("prepare policy: %w", err)
 	}
 	e := &Engine{query: pq, revision: src.Revision}
+	if e.logMask, err = prepareLogMask(ctx, store, parsed); err != nil {
+		return nil, err
+	}
 	e.catalog, e.catalogErr = NewCatalogView(src.Data)
 	e.actions = &actionsSource{modules: parsed, data: src.Data}
-	switch e.noCache = cacheability(parsed); {
+	// The decision cache depends on what decisions read; system.log reads
+	// the log record, not the decision's input.
+	decisionModules := slices.DeleteFunc(slices.Clone(parsed), isLogMaskModule)
+	switch e.noCache = cacheability(decisionModules); {
 	case cfg.cacheSize <= 0:
 		e.noCache = "cache turned off"
 	case e.noCache == "":

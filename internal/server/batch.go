@@ -47,7 +47,8 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		resp := s.evaluate(r, eng, uuid.NewString(), in, engine.Options{})
 		last := i == len(ins)-1
-		if err := s.record(r, resp.DecisionID, checkStart, in, resp, last); err != nil {
+		mask := s.logMask(r, eng, in, &resp)
+		if err := s.record(r, resp.DecisionID, checkStart, in, resp, mask, last); err != nil {
 			s.logUnavailable(&resp, err)
 			if last {
 				// The earlier records' durability rode on this one.

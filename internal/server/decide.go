@@ -58,7 +58,8 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 // recorded is answered as a deny. /v1/decide goes through here.
 func (s *Server) decide(r *http.Request, eng *engine.Engine, id string, start time.Time, in engine.Input, opt engine.Options) response {
 	resp := s.evaluate(r, eng, id, in, opt)
-	if err := s.record(r, id, start, in, resp, true); err != nil {
+	mask := s.logMask(r, eng, in, &resp)
+	if err := s.record(r, id, start, in, resp, mask, true); err != nil {
 		s.logUnavailable(&resp, err)
 	}
 	s.metrics.observe(resp.Reason, resp.Allow, s.opts.Now().Sub(start))
@@ -88,7 +89,7 @@ func (s *Server) logUnavailable(resp *response, err error) {
 // call, including the malformed ones.
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, id string, start time.Time, status int, e *request.Error) {
 	d := engine.Deny(engine.ReasonInvalidInput, e.Error())
-	if err := s.recordEvent(r, id, start, map[string]any{"error": e}, d, "", "", "", true); err != nil {
+	if err := s.recordEvent(r, id, start, map[string]any{"error": e}, d, "", "", "", nil, true); err != nil {
 		s.opts.Logger.Error("decision log unavailable", "decision_id", id, "error", err)
 	}
 	s.metrics.observe(engine.ReasonInvalidInput, false, s.opts.Now().Sub(start))
@@ -99,12 +100,37 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, id string, start
 // record writes one answered decision to the decision log. wait: return
 // only once it is durable; otherwise only queue it, if the log can (see
 // queuer), and the caller must wait on a later record.
-func (s *Server) record(r *http.Request, id string, start time.Time, in engine.Input, resp response, wait bool) error {
+func (s *Server) record(r *http.Request, id string, start time.Time, in engine.Input, resp response, mask []string, wait bool) error {
 	if s.opts.Log == nil {
 		return nil
 	}
-	return s.recordEvent(r, id, start, (*logInput)(&in), resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, wait)
+	return s.recordEvent(r, id, start, (*logInput)(&in), resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, mask, wait)
 }
+
+// logMask evaluates eng's data.system.log.mask, if the policy has one, for
+// the record of resp: the pointers to mask besides the configured ones. If
+// it fails, the decision becomes a deny (the policy's masking cannot be
+// honoured: policy_error) and the record masks the whole input instead: the auditor still
+// sees the decision, and nothing the policy meant to hide.
+func (s *Server) logMask(r *http.Request, eng *engine.Engine, in engine.Input, resp *response) []string {
+	if s.opts.Log == nil || !eng.HasLogMask() {
+		return nil
+	}
+	mask, err := eng.LogMask(r.Context(), map[string]any{
+		"decision_id": resp.DecisionID, "path": decisionPath, "input": in.Map(), "result": resp.Decision,
+		"labels": s.opts.Labels, "requested_by": r.RemoteAddr, "reason": resp.Reason,
+		"subject": in.Subject, "client_id": in.ClientID, "allow": resp.Allow,
+	})
+	if err != nil {
+		s.opts.Logger.Error("decision-log masking policy failed; denying", "decision_id", resp.DecisionID, "error", err)
+		resp.Decision = engine.Deny(engine.ReasonPolicyError, "the decision-log masking policy ("+engine.LogMaskQuery+") failed; denied")
+		return []string{"/input"}
+	}
+	return mask
+}
+
+// decisionPath is the records' path: the rule every decision reads.
+const decisionPath = "scopegate/authz/decision"
 
 // logInput is the decision input as the log records it: the members of
 // engine.Input.Map, written without building that map (decisionlog.Object).
@@ -137,14 +163,14 @@ type queuer interface {
 	Log(ctx context.Context, ev decisionlog.Event) error
 }
 
-func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input any, d engine.Decision, revision, subject, clientID string, wait bool) error {
+func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input any, d engine.Decision, revision, subject, clientID string, mask []string, wait bool) error {
 	if s.opts.Log == nil {
 		return nil
 	}
 	ev := decisionlog.Event{
 		DecisionID:  id,
 		Timestamp:   start.UTC(),
-		Path:        "scopegate/authz/decision",
+		Path:        decisionPath,
 		Input:       input,
 		Result:      (*logResult)(&d),
 		Metrics:     handlerTimer(s.opts.Now().Sub(start)),
@@ -154,6 +180,8 @@ func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input 
 		Subject:     subject,
 		ClientID:    clientID,
 		Allow:       d.Allow,
+
+		MaskPointers: mask,
 	}
 	if c, ok := auth.CallerFrom(r.Context()); ok && c.Method != "none" {
 		ev.Caller = c.Method + ":" + c.Name
