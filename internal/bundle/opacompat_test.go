@@ -77,9 +77,8 @@ type verdict struct {
 	Action string `json:"action"`
 }
 
-// scopegateVerdicts answers the cases with scopegate's own server on the
-// bundle at path.
-func scopegateVerdicts(t *testing.T, path string) []verdict {
+// activate loads the bundle at path into a fresh manager, as serve does.
+func activate(t *testing.T, path string) *bundle.Manager {
 	t.Helper()
 	src, err := bundle.LoadPath(path, bundle.LoadOptions{})
 	if err != nil {
@@ -89,7 +88,14 @@ func scopegateVerdicts(t *testing.T, path string) []verdict {
 	if err := m.Activate(context.Background(), src, path); err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(server.New(m.Engine(), server.Options{}))
+	return m
+}
+
+// scopegateVerdicts answers the cases with scopegate's own server on the
+// bundle at path.
+func scopegateVerdicts(t *testing.T, path string) []verdict {
+	t.Helper()
+	ts := httptest.NewServer(server.New(activate(t, path).Engine(), server.Options{}))
 	defer ts.Close()
 	var out []verdict
 	reasons := map[string]bool{}
@@ -293,14 +299,7 @@ mask contains "/input/resource/owner" if input.input.resource.type == "project"
 		t.Fatalf("manifest roots %q, want scopegate and system/log", roots)
 	}
 	dir, tgz := writeBundle(t, art)
-	src, err := bundle.LoadPath(dir, bundle.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := bundle.NewManager(bundle.ManagerOptions{})
-	if err := m.Activate(context.Background(), src, dir); err != nil {
-		t.Fatal(err)
-	}
+	m := activate(t, dir)
 	record := `{"input":{"action":"project:read","resource":{"type":"project","owner":"alice"}},"result":{"allow":true}}`
 	var asMap map[string]any
 	if err := json.Unmarshal([]byte(record), &asMap); err != nil {
