@@ -104,7 +104,8 @@ func (s *Server) record(r *http.Request, id string, start time.Time, in engine.I
 	if s.opts.Log == nil {
 		return nil
 	}
-	return s.recordEvent(r, id, start, (*logInput)(&in), resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, mask, wait)
+	li := logInput(in) // escapes to the heap here, not when there is no log
+	return s.recordEvent(r, id, start, &li, resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, mask, wait)
 }
 
 // logMask evaluates eng's data.system.log.mask, if the policy has one, for
