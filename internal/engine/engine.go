@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -125,10 +124,7 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 	}
 	e.catalog, e.catalogErr = NewCatalogView(src.Data)
 	e.actions = &actionsSource{modules: parsed, data: src.Data}
-	// The decision cache depends on what decisions read; system.log reads
-	// the log record, not the decision's input.
-	decisionModules := slices.DeleteFunc(slices.Clone(parsed), isLogMaskModule)
-	switch e.noCache = cacheability(decisionModules); {
+	switch e.noCache = cacheability(decisionModules(parsed)); {
 	case cfg.cacheSize <= 0:
 		e.noCache = "cache turned off"
 	case e.noCache == "":

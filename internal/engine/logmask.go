@@ -23,6 +23,26 @@ func isLogMaskModule(m *ast.Module) bool {
 	return m.Package.Path.Equal(logMaskPackage)
 }
 
+// decisionModules are the modules decisions may read, for the decision
+// cache's analysis: package system.log reads the log record, not the
+// decision's input, unless a decision rule refers to it.
+func decisionModules(modules []*ast.Module) []*ast.Module {
+	out := slices.DeleteFunc(slices.Clone(modules), isLogMaskModule)
+	for _, m := range out {
+		refersToSystem := false
+		ast.WalkRefs(m, func(r ast.Ref) bool {
+			refersToSystem = refersToSystem || r.HasPrefix(systemRef)
+			return refersToSystem
+		})
+		if refersToSystem {
+			return modules
+		}
+	}
+	return out
+}
+
+var systemRef = ast.MustParseRef("data.system")
+
 // prepareLogMask prepares LogMaskQuery when a module of package system.log
 // defines mask; nil otherwise.
 func prepareLogMask(ctx context.Context, store storage.Store, modules []*ast.Module) (*rego.PreparedEvalQuery, error) {

@@ -65,3 +65,19 @@ func TestLogMaskRejectsNonPointers(t *testing.T) {
 		t.Errorf("nil engine: %v %v", got, err)
 	}
 }
+
+// TestLogMaskReadByDecision: when a decision rule reads data.system.log, the
+// cache analysis sees the mask rules too (here they read the whole input,
+// so the cache is off).
+func TestLogMaskReadByDecision(t *testing.T) {
+	src := repoSource(t)
+	src.Modules["mask.rego"] = "package system.log\n\nmask contains p if some p in input\n"
+	src.Modules["uses.rego"] = "package scopegate.extra\n\nmasked := data.system.log.mask\n"
+	if st := newEngine(t, src).CacheStats(); st.Enabled {
+		t.Error("decision cache on, though a decision module reads data.system.log")
+	}
+	delete(src.Modules, "uses.rego")
+	if st := newEngine(t, src).CacheStats(); !st.Enabled {
+		t.Errorf("decision cache off with only a mask module: %s", st.Disabled)
+	}
+}

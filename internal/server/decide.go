@@ -110,9 +110,9 @@ func (s *Server) record(r *http.Request, id string, start time.Time, in engine.I
 
 // logMask evaluates eng's data.system.log.mask, if the policy has one, for
 // the record of resp: the pointers to mask besides the configured ones. If
-// it fails, the decision becomes a deny (the policy's masking cannot be
-// honoured: policy_error) and the record masks the whole input instead: the auditor still
-// sees the decision, and nothing the policy meant to hide.
+// it fails, the policy's masking cannot be honoured: the decision becomes a
+// policy_error deny and its record masks the whole input, so the auditor
+// still sees the decision and nothing the policy meant to hide.
 func (s *Server) logMask(r *http.Request, eng *engine.Engine, in engine.Input, resp *response) []string {
 	if s.opts.Log == nil || !eng.HasLogMask() {
 		return nil
