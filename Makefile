@@ -1,4 +1,4 @@
-.PHONY: test serve ci bench bench-http soak fuzz gen build
+.PHONY: test serve ci bench bench-http bench-log soak fuzz gen build
 
 # The one test command (README): every Go, Rego and end-to-end test.
 test:
@@ -26,6 +26,11 @@ bench:
 bench-http:
 	bench/run
 
+# Decision throughput with the decision log on against off, one process per run.
+bench-log:
+	bench/log-ratio
+	bench/log-ratio -mode always
+
 soak:
 	bench/run -soak -duration 60s -rate 5000
 
@@ -39,3 +44,4 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) ./internal/scopeset/
 	go test -run '^$$' -fuzz '^FuzzVerifyLine$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/
 	go test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/
+	go test -run '^$$' -fuzz '^FuzzStreamMatchesDoc$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/
