@@ -1,11 +1,9 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -29,39 +27,18 @@ func TestLogInputMatchesMap(t *testing.T) {
 			Context:  map[string]any{"ip": "10.0.0.1", "client_secret": "s", "nested": []any{map[string]any{"token": json.Number("1")}}}},
 		{GrantedScopes: []string{"eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0."}, RequestedScopes: []string{"a", "b"}, Context: map[string]any{}},
 	}
-	path := filepath.Join(t.TempDir(), "decisions.log")
 	masker, err := decisionlog.NewMasker("/input/resource/owner")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := decisionlog.Open(context.Background(), decisionlog.Options{Path: path, Masker: masker, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	var events []decisionlog.Event
 	for i := range inputs {
 		for _, input := range []any{inputs[i].Map(), (*logInput)(&inputs[i])} {
-			if err := w.LogDurable(context.Background(), decisionlog.Event{DecisionID: "d", Timestamp: ts, Input: input}); err != nil {
-				t.Fatal(err)
-			}
+			events = append(events, decisionlog.Event{DecisionID: "d", Timestamp: ts, Input: input})
 		}
 	}
-	if err := w.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []decisionlog.Event
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		ev, err := decisionlog.DecodeEvent(sc.Bytes())
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, ev)
-	}
+	lines := logRecords(t, masker, events...)
 	if len(lines) != 2*len(inputs) {
 		t.Fatalf("%d records, want %d", len(lines), 2*len(inputs))
 	}
@@ -111,26 +88,39 @@ func TestLogResultMatchesJSON(t *testing.T) {
 // the record holds it.
 func decodeRecordResult(t *testing.T, v any) []byte {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "decisions.log")
-	w, err := decisionlog.Open(context.Background(), decisionlog.Options{Path: path, Logger: slog.New(slog.DiscardHandler)})
+	rec := logRecords(t, nil, decisionlog.Event{DecisionID: "d", Result: v})[0]
+	b, err := json.Marshal(rec.Result)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.LogDurable(context.Background(), decisionlog.Event{DecisionID: "d", Result: v}); err != nil {
+	return b
+}
+
+// logRecords writes events to a fresh decision log and reads them back.
+func logRecords(t *testing.T, masker *decisionlog.Masker, events ...decisionlog.Event) []decisionlog.Event {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "decisions.log")
+	w, err := decisionlog.Open(context.Background(), decisionlog.Options{Path: path, Masker: masker, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, ev := range events {
+		if err := w.LogDurable(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	line, err := os.ReadFile(path)
+	files, err := decisionlog.Files(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec struct{ Result json.RawMessage }
-	if err := json.Unmarshal(line, &rec); err != nil {
+	out, err := decisionlog.QueryAll(files, decisionlog.Filter{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return rec.Result
+	return out
 }
 
 func jsonEqual(t *testing.T, a, b []byte) bool {
