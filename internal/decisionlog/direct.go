@@ -56,14 +56,7 @@ func appendDirect(dst []byte, v any) ([]byte, error) {
 		if v == nil {
 			return append(dst, "null"...), nil
 		}
-		dst = append(dst, '[')
-		for i, s := range v {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, s)
-		}
-		return append(dst, ']'), nil
+		return appendStringArray(dst, v), nil
 	case []any:
 		if v == nil {
 			return append(dst, "null"...), nil

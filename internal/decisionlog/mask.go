@@ -149,35 +149,56 @@ func (m *Masker) apply(doc map[string]any) []string {
 
 // maskAt replaces the value at tokens, reporting whether it existed.
 func maskAt(doc map[string]any, tokens []string) bool {
-	var cur any = doc
-	for i, t := range tokens {
-		last := i == len(tokens)-1
-		switch c := cur.(type) {
-		case map[string]any:
-			v, ok := c[t]
-			if !ok {
-				return false
-			}
-			if last {
-				c[t] = MaskValue
-				return true
-			}
-			cur = v
-		case []any:
-			idx, ok := arrayIndex(t, len(c))
-			if !ok {
-				return false
-			}
-			if last {
-				c[idx] = MaskValue
-				return true
-			}
-			cur = c[idx]
-		default:
-			return false
+	if len(tokens) == 0 {
+		return false
+	}
+	parent, ok := lookup(doc, tokens[:len(tokens)-1])
+	if !ok {
+		return false
+	}
+	last := tokens[len(tokens)-1]
+	switch c := parent.(type) {
+	case map[string]any:
+		if _, ok := c[last]; ok {
+			c[last] = MaskValue
+			return true
+		}
+	case []any:
+		if idx, ok := arrayIndex(last, len(c)); ok {
+			c[idx] = MaskValue
+			return true
 		}
 	}
 	return false
+}
+
+// lookup returns the value tokens name inside the generic value v.
+func lookup(v any, tokens []string) (any, bool) {
+	for _, t := range tokens {
+		switch c := v.(type) {
+		case map[string]any:
+			e, ok := c[t]
+			if !ok {
+				return nil, false
+			}
+			v = e
+		case []any:
+			idx, ok := arrayIndex(t, len(c))
+			if !ok {
+				return nil, false
+			}
+			v = c[idx]
+		default:
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// exists reports whether tokens name a value inside the generic value v.
+func exists(v any, tokens []string) bool {
+	_, ok := lookup(v, tokens)
+	return ok
 }
 
 func arrayIndex(t string, n int) (int, bool) {
@@ -197,16 +218,20 @@ type maskWalk struct {
 }
 
 func (w *maskWalk) record(more ...string) {
+	w.masked = append(w.masked, pointerTo(w.path, more...))
+}
+
+// pointerTo is the RFC 6901 pointer to the value at the unescaped tokens
+// path, then more.
+func pointerTo(path []string, more ...string) string {
 	var b strings.Builder
-	for _, t := range w.path {
-		b.WriteByte('/')
-		b.WriteString(escapeToken(t))
+	for _, tokens := range [2][]string{path, more} {
+		for _, t := range tokens {
+			b.WriteByte('/')
+			b.WriteString(escapeToken(t))
+		}
 	}
-	for _, t := range more {
-		b.WriteByte('/')
-		b.WriteString(escapeToken(t))
-	}
-	w.masked = append(w.masked, b.String())
+	return b.String()
 }
 
 // secrets masks secret-named keys anywhere below v.

@@ -341,7 +341,7 @@ func (mw *maskWriter) maskRule(dst []byte, v any, active uint64) ([]byte, error)
 	}
 	depth := len(mw.path)
 	for i, p := range mw.pointers {
-		if active&(1<<i) != 0 && len(p.tokens) > depth && resolves(g, p.tokens[depth:]) {
+		if active&(1<<i) != 0 && len(p.tokens) > depth && exists(g, p.tokens[depth:]) {
 			mw.masked = append(mw.masked, p.raw)
 			g = nil // the pointer's masking made g differ from MaskValue
 		}
@@ -352,47 +352,16 @@ func (mw *maskWriter) maskRule(dst []byte, v any, active uint64) ([]byte, error)
 	return appendString(dst, MaskValue), nil
 }
 
-// resolves reports whether tokens name a value inside the generic value v.
-func resolves(v any, tokens []string) bool {
-	for _, t := range tokens {
-		switch c := v.(type) {
-		case map[string]any:
-			e, ok := c[t]
-			if !ok {
-				return false
-			}
-			v = e
-		case []any:
-			idx, ok := arrayIndex(t, len(c))
-			if !ok {
-				return false
-			}
-			v = c[idx]
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 func (mw *maskWriter) record() {
-	n := 0
-	for _, t := range mw.path {
-		n += 1 + len(t)
-	}
-	b := make([]byte, 0, n)
-	for _, t := range mw.path {
-		b = append(b, '/')
-		b = append(b, escapeToken(t)...)
-	}
-	mw.masked = append(mw.masked, string(b))
+	mw.masked = append(mw.masked, pointerTo(mw.path))
 }
 
 // Object is a JSON object that writes its own members, so that a caller can
 // log a typed value (the server's decision input) without building a map for
 // each record. It is recorded as the members it writes, whatever
-// encoding/json would make of the Go value. LogMembers calls w once per member, in strictly ascending key
-// order (byte-wise); a record whose Object breaks that order is refused.
+// encoding/json would make of the Go value. LogMembers calls w once per
+// member, in strictly ascending key order (byte-wise); a record whose Object
+// breaks that order is refused.
 type Object interface {
 	LogMembers(w MemberWriter)
 }
@@ -416,14 +385,26 @@ func (o *objectMap) add(key string, v any, err error) {
 	if o.err != nil {
 		return
 	}
-	if err == nil && len(o.m) > 0 && key <= o.last {
-		err = fmt.Errorf("object member %q after %q: keys must be strictly ascending", key, o.last)
+	if err == nil {
+		err = checkMemberKey(len(o.m) == 0, o.last, key)
 	}
 	if err != nil {
 		o.err = err
 		return
 	}
 	o.m[key], o.last = v, key
+}
+
+// checkMemberKey checks an Object's next member key against the one before
+// (none when first): the same check on both encoding paths.
+func checkMemberKey(first bool, last, key string) error {
+	if !first && key <= last {
+		return fmt.Errorf("object member %q after %q: keys must be strictly ascending", key, last)
+	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("object member %q: key is not valid UTF-8", key)
+	}
+	return nil
 }
 
 func (o *objectMap) String(key, v string) { o.add(key, v, nil) }
@@ -441,11 +422,6 @@ func genericObject(v Object) (any, error) {
 	v.LogMembers(&o)
 	if o.err != nil {
 		return nil, o.err
-	}
-	for k := range o.m {
-		if !utf8.ValidString(k) {
-			return nil, fmt.Errorf("object member %q: key is not valid UTF-8", k)
-		}
 	}
 	return o.m, nil
 }
@@ -465,12 +441,7 @@ func (o *objectWriter) member(key string) bool {
 	if o.err != nil {
 		return false
 	}
-	if o.n > 0 && key <= o.last {
-		o.err = fmt.Errorf("object member %q after %q: keys must be strictly ascending", key, o.last)
-		return false
-	}
-	if !utf8.ValidString(key) {
-		o.err = fmt.Errorf("object member %q: key is not valid UTF-8", key)
+	if o.err = checkMemberKey(o.n == 0, o.last, key); o.err != nil {
 		return false
 	}
 	if o.n > 0 {
