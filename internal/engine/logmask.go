@@ -15,7 +15,10 @@ import (
 // record (input, result, ...) as input.
 const LogMaskQuery = "data.system.log.mask"
 
-var logMaskPackage = ast.MustParseRef("data.system.log")
+var (
+	logMaskPackage = ast.MustParseRef("data.system.log")
+	maskRuleRef    = ast.Ref{ast.VarTerm("mask")}
+)
 
 // isLogMaskModule reports whether m is package system.log (which is about
 // the decision log, not about decisions).
@@ -48,7 +51,7 @@ var systemRef = ast.MustParseRef("data.system")
 func prepareLogMask(ctx context.Context, store storage.Store, modules []*ast.Module) (*rego.PreparedEvalQuery, error) {
 	if !slices.ContainsFunc(modules, func(m *ast.Module) bool {
 		return isLogMaskModule(m) && slices.ContainsFunc(m.Rules, func(r *ast.Rule) bool {
-			return r.Head.Name.Equal(ast.Var("mask")) || r.Head.Ref().Equal(ast.Ref{ast.VarTerm("mask")})
+			return r.Head.Ref().Equal(maskRuleRef) // Ref covers a head given by Name too
 		})
 	}) {
 		return nil, nil
