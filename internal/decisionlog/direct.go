@@ -94,9 +94,11 @@ func appendDirect(dst []byte, v any) ([]byte, error) {
 			}
 		}
 		return append(dst, '}'), nil
+	case *Canonical:
+		return append(dst, v.Bytes()...), nil
 	case Object:
 		mw := maskWriter{plain: true}
-		return mw.appendValue(dst, v, 0, false)
+		return mw.appendObject(dst, v, 0)
 	case map[string]BundleInfo:
 		if v == nil {
 			return append(dst, "null"...), nil

@@ -189,6 +189,8 @@ func generic(v any) (any, error) {
 			out[k] = g
 		}
 		return out, nil
+	case *Canonical:
+		return v.generic()
 	case Object:
 		return genericObject(v)
 	case map[string]string:

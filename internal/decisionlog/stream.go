@@ -96,7 +96,7 @@ func encodeRecord(buf []byte, mw *maskWriter, ev Event) (_ []byte, n int, err er
 	}
 	if hasMetrics(ev.Metrics) {
 		buf = append(buf, `,"metrics":`...)
-		if buf, err = appendDirect(buf, ev.Metrics); err != nil {
+		if buf, err = mw.appendPlain(buf, ev.Metrics); err != nil {
 			return nil, 0, fmt.Errorf("metrics: %w", err)
 		}
 	}
@@ -108,7 +108,7 @@ func encodeRecord(buf []byte, mw *maskWriter, ev Event) (_ []byte, n int, err er
 	buf = appendStringMember(buf, "requested_by", ev.RequestedBy)
 	if ev.Result != nil {
 		buf = append(buf, `,"result":`...)
-		if buf, err = appendDirect(buf, ev.Result); err != nil {
+		if buf, err = mw.appendPlain(buf, ev.Result); err != nil {
 			return nil, 0, fmt.Errorf("result: %w", err)
 		}
 	}
@@ -141,6 +141,12 @@ type maskWriter struct {
 	path     []string
 	masked   []string
 	plain    bool
+
+	// objs are the objectWriters of the Objects being written, outermost
+	// first, kept for the next record: an Object's writer escapes through
+	// the interface call, so a fresh one per Object would be garbage.
+	objs []*objectWriter
+	open int // objs in use
 }
 
 // push enters a member or element of the value at path; pop(depth) leaves
@@ -161,7 +167,42 @@ func (mw *maskWriter) pop(depth int) {
 func (mw *maskWriter) reset(pointers []maskPointer) {
 	clear(mw.path)
 	clear(mw.masked)
-	*mw = maskWriter{pointers: pointers, path: mw.path[:0], masked: mw.masked[:0]}
+	*mw = maskWriter{pointers: pointers, path: mw.path[:0], masked: mw.masked[:0], objs: mw.objs}
+}
+
+// appendObject appends an Object's members, with the rules that apply at
+// mw.path (active), through a writer from mw.objs.
+func (mw *maskWriter) appendObject(dst []byte, v Object, active uint64) ([]byte, error) {
+	if mw.open == len(mw.objs) {
+		mw.objs = append(mw.objs, new(objectWriter))
+	}
+	o := mw.objs[mw.open]
+	mw.open++
+	depth := len(mw.path)
+	*o = objectWriter{mw: mw, dst: append(dst, '{'), active: active}
+	v.LogMembers(o)
+	mw.open--
+	mw.path = mw.path[:depth]
+	dst, err := o.dst, o.err
+	*o = objectWriter{}
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, '}'), nil
+}
+
+// appendPlain appends v as appendDirect does (no rule applies to it),
+// streaming an Object through mw's writers instead of new ones.
+func (mw *maskWriter) appendPlain(dst []byte, v any) ([]byte, error) {
+	o, ok := v.(Object)
+	if !ok {
+		return appendDirect(dst, v)
+	}
+	plain := mw.plain
+	mw.plain = true
+	dst, err := mw.appendObject(dst, o, 0)
+	mw.plain = plain
+	return dst, err
 }
 
 // appendValue appends v, found at mw.path (as a member of an object when
@@ -216,14 +257,17 @@ func (mw *maskWriter) appendValue(dst []byte, v any, active uint64, inObject boo
 			return append(dst, "null"...), nil
 		}
 		return appendElems(mw, dst, t, active)
-	case Object:
-		o := objectWriter{mw: mw, dst: append(dst, '{'), active: active}
-		t.LogMembers(&o)
-		mw.path = mw.path[:depth]
-		if o.err != nil {
-			return nil, o.err
+	case *Canonical:
+		if mw.plain {
+			return append(dst, t.Bytes()...), nil
 		}
-		return append(o.dst, '}'), nil
+		// Rules may apply inside: walk it decoded (generic, below).
+	case Object:
+		return mw.appendObject(dst, t, active)
+	case int64:
+		return strconv.AppendInt(dst, t, 10), nil
+	case int:
+		return strconv.AppendInt(dst, int64(t), 10), nil
 	case map[string]any:
 		if t == nil {
 			return append(dst, "null"...), nil

@@ -40,6 +40,8 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 	// Every record but the last is only queued; waiting for the last makes
 	// them all durable with one wait (one fsync) instead of one per check.
 	queued := make([]bool, len(ins))
+	a := newAnswer()
+	defer a.recycle()
 	for i, in := range ins {
 		checkStart := start
 		if i > 0 {
@@ -48,7 +50,10 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 		resp := s.evaluate(r, eng, uuid.NewString(), in, engine.Options{})
 		last := i == len(ins)-1
 		mask := s.logMask(r, eng, in, &resp)
-		if err := s.record(r, resp.DecisionID, checkStart, in, resp, mask, last); err != nil {
+		if s.opts.Log != nil {
+			a.encode(resp.Decision) // for the record only: the answer is one of many
+		}
+		if err := s.record(r, resp.DecisionID, checkStart, in, resp, a, mask, last); err != nil {
 			s.logUnavailable(&resp, err)
 			if last {
 				// The earlier records' durability rode on this one.

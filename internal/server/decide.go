@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,20 +52,77 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	writeJSON(w, http.StatusOK, s.decide(r, s.engine.Load(), id, start, in, opt))
+	a := newAnswer()
+	defer a.recycle()
+	resp := s.decide(r, s.engine.Load(), id, start, in, opt, a)
+	writeDecision(w, &resp, a)
 }
 
 // decide answers one decoded question with eng (nil: a policy_error deny),
 // records it in the decision log and counts it. A decision that cannot be
-// recorded is answered as a deny. /v1/decide goes through here.
-func (s *Server) decide(r *http.Request, eng *engine.Engine, id string, start time.Time, in engine.Input, opt engine.Options) response {
+// recorded is answered as a deny. a ends up holding the answer's decision,
+// encoded. /v1/decide goes through here.
+func (s *Server) decide(r *http.Request, eng *engine.Engine, id string, start time.Time, in engine.Input, opt engine.Options, a *answer) response {
 	resp := s.evaluate(r, eng, id, in, opt)
 	mask := s.logMask(r, eng, in, &resp)
-	if err := s.record(r, id, start, in, resp, mask, true); err != nil {
+	a.encode(resp.Decision)
+	if err := s.record(r, id, start, in, resp, a, mask, true); err != nil {
 		s.logUnavailable(&resp, err)
+		a.encode(resp.Decision)
 	}
 	s.metrics.observe(resp.Reason, resp.Allow, s.opts.Now().Sub(start))
 	return resp
+}
+
+// answer is one decision encoded once for both its record and the
+// /v1/decide answer (whose other members writeDecision adds), recycled
+// across requests: encoding the decision with encoding/json for the answer
+// cost more than the streaming encoder does for both.
+type answer struct {
+	d   engine.Decision // what enc holds; kept here so that logResult(&d) is no allocation
+	enc decisionlog.Canonical
+	err error  // from encoding: enc is not d's encoding
+	out []byte // writeDecision's buffer
+}
+
+var answers = sync.Pool{New: func() any { return new(answer) }}
+
+func newAnswer() *answer { return answers.Get().(*answer) }
+
+func (a *answer) recycle() {
+	if cap(a.out) > 64<<10 || cap(a.enc.Bytes()) > 64<<10 {
+		return // an outsized answer (explain=full): let it go
+	}
+	answers.Put(a)
+}
+
+// encode makes a hold d's encoding.
+func (a *answer) encode(d engine.Decision) {
+	a.d = d
+	a.err = a.enc.Encode((*logResult)(&a.d))
+	a.d = engine.Decision{} // the pool must not keep d's slices alive
+}
+
+// writeDecision answers with resp, whose decision a holds encoded.
+func writeDecision(w http.ResponseWriter, resp *response, a *answer) {
+	if a.err != nil {
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	out := append(a.out[:0], `{"decision_id":`...)
+	out = decisionlog.AppendString(out, resp.DecisionID)
+	out = append(out, `,"bundle_revision":`...)
+	out = decisionlog.AppendString(out, resp.BundleRevision)
+	out = append(out, `,"policy":`...)
+	out = decisionlog.AppendString(out, resp.Policy)
+	out = append(out, ',')
+	out = append(out, a.enc.Bytes()[1:]...) // the decision's members and its closing brace
+	out = append(out, '\n')
+	a.out = out
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out) // the client went away; nothing useful to do
 }
 
 // evaluate asks the engine; any error is already a fail-closed decision.
@@ -89,7 +148,7 @@ func (s *Server) logUnavailable(resp *response, err error) {
 // call, including the malformed ones.
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, id string, start time.Time, status int, e *request.Error) {
 	d := engine.Deny(engine.ReasonInvalidInput, e.Error())
-	if err := s.recordEvent(r, id, start, map[string]any{"error": e}, d, "", "", "", nil, true); err != nil {
+	if err := s.recordEvent(r, id, start, map[string]any{"error": e}, (*logResult)(&d), &d, "", "", "", nil, true); err != nil {
 		s.opts.Logger.Error("decision log unavailable", "decision_id", id, "error", err)
 	}
 	s.metrics.observe(engine.ReasonInvalidInput, false, s.opts.Now().Sub(start))
@@ -97,15 +156,19 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, id string, start
 	writeJSON(w, status, errorBody{Error: e, DecisionID: id})
 }
 
-// record writes one answered decision to the decision log. wait: return
-// only once it is durable; otherwise only queue it, if the log can (see
-// queuer), and the caller must wait on a later record.
-func (s *Server) record(r *http.Request, id string, start time.Time, in engine.Input, resp response, mask []string, wait bool) error {
+// record writes one answered decision, resp, to the decision log, with a
+// holding resp.Decision encoded. wait: return only once it is durable;
+// otherwise only queue it, if the log can (see queuer), and the caller must
+// wait on a later record.
+func (s *Server) record(r *http.Request, id string, start time.Time, in engine.Input, resp response, a *answer, mask []string, wait bool) error {
 	if s.opts.Log == nil {
 		return nil
 	}
+	if a.err != nil {
+		return fmt.Errorf("encode the decision: %w", a.err)
+	}
 	li := logInput(in) // escapes to the heap here, not when there is no log
-	return s.recordEvent(r, id, start, &li, resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, mask, wait)
+	return s.recordEvent(r, id, start, &li, &a.enc, &resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, mask, wait)
 }
 
 // logMask evaluates eng's data.system.log.mask, if the policy has one, for
@@ -164,7 +227,9 @@ type queuer interface {
 	Log(ctx context.Context, ev decisionlog.Event) error
 }
 
-func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input any, d engine.Decision, revision, subject, clientID string, mask []string, wait bool) error {
+// recordEvent logs the record of decision d, whose result member is result
+// (d as logResult, or encoded).
+func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input, result any, d *engine.Decision, revision, subject, clientID string, mask []string, wait bool) error {
 	if s.opts.Log == nil {
 		return nil
 	}
@@ -173,7 +238,7 @@ func (s *Server) recordEvent(r *http.Request, id string, start time.Time, input 
 		Timestamp:   start.UTC(),
 		Path:        decisionPath,
 		Input:       input,
-		Result:      (*logResult)(&d),
+		Result:      result,
 		Metrics:     handlerTimer(s.opts.Now().Sub(start)),
 		Labels:      s.opts.Labels,
 		RequestedBy: r.RemoteAddr,

@@ -1,9 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -55,9 +60,55 @@ func TestLogInputMatchesMap(t *testing.T) {
 }
 
 // TestLogResultMatchesJSON: logResult writes what json.Marshal writes for
-// engine.Decision, for a decision with every field zero and one with every
-// field set (so a field added to Decision and not to logResult fails here).
+// engine.Decision.
 func TestLogResultMatchesJSON(t *testing.T) {
+	for _, d := range testDecisions(t) {
+		want, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decodeRecordResult(t, (*logResult)(&d))
+		if !jsonEqual(t, got, want) {
+			t.Errorf("logResult %s\njson.Marshal %s", got, want)
+		}
+	}
+}
+
+// TestWriteDecisionMatchesJSON: the /v1/decide answer writeDecision writes
+// from the encoded decision is the one encoding/json gives for response,
+// and its decision members are the bytes the record holds.
+func TestWriteDecisionMatchesJSON(t *testing.T) {
+	for _, d := range testDecisions(t) {
+		resp := response{DecisionID: "id\"1", Decision: d, BundleRevision: "rev\u2028\xff", Policy: engine.Policy}
+		want := httptest.NewRecorder()
+		writeJSON(want, http.StatusOK, resp)
+		a := newAnswer()
+		a.encode(d)
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		if rec := decodeRecordResult(t, &a.enc); !jsonEqual(t, rec, a.enc.Bytes()) {
+			t.Errorf("record result %s, answer's decision %s", rec, a.enc.Bytes())
+		}
+		for _, failed := range []bool{false, true} {
+			if failed {
+				a.err = errors.New("encoding failed") // writeDecision falls back to encoding/json
+			}
+			got := httptest.NewRecorder()
+			writeDecision(got, &resp, a)
+			if got.Code != want.Code || !maps.EqualFunc(got.Header(), want.Header(), slices.Equal) || !jsonEqual(t, got.Body.Bytes(), want.Body.Bytes()) ||
+				!bytes.HasSuffix(got.Body.Bytes(), []byte("\n")) {
+				t.Errorf("writeDecision (encoding failed: %v): %d %v %s\nwriteJSON: %d %v %s", failed, got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
+			}
+		}
+	}
+}
+
+// testDecisions are a decision with every field zero, one with empty lists
+// and one with every field set (so that a field added to engine.Decision
+// and not to logResult fails the tests using them).
+func testDecisions(t *testing.T) []engine.Decision {
+	t.Helper()
 	full := engine.Decision{}
 	rv := reflect.ValueOf(&full).Elem()
 	for i := range rv.NumField() {
@@ -72,16 +123,7 @@ func TestLogResultMatchesJSON(t *testing.T) {
 			t.Fatalf("field %s: kind %s not covered by this test", rv.Type().Field(i).Name, f.Kind())
 		}
 	}
-	for _, d := range []engine.Decision{{}, {Explain: []string{}, Trace: []string{}}, full} {
-		want, err := json.Marshal(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := decodeRecordResult(t, (*logResult)(&d))
-		if !jsonEqual(t, got, want) {
-			t.Errorf("logResult %s\njson.Marshal %s", got, want)
-		}
-	}
+	return []engine.Decision{{}, {Explain: []string{}, Trace: []string{}}, full}
 }
 
 // decodeRecordResult logs an event with result v and returns the result as
