@@ -81,8 +81,9 @@ func (s *Server) decide(r *http.Request, eng *engine.Engine, id string, start ti
 type answer struct {
 	d   engine.Decision // what enc holds; kept here so that logResult(&d) is no allocation
 	enc decisionlog.Canonical
-	err error  // from encoding: enc is not d's encoding
-	out []byte // writeDecision's buffer
+	err error    // from encoding: enc is not d's encoding
+	out []byte   // writeDecision's buffer
+	in  logInput // the record's input while record logs it
 }
 
 var answers = sync.Pool{New: func() any { return new(answer) }}
@@ -167,8 +168,9 @@ func (s *Server) record(r *http.Request, id string, start time.Time, in engine.I
 	if a.err != nil {
 		return fmt.Errorf("encode the decision: %w", a.err)
 	}
-	li := logInput(in) // escapes to the heap here, not when there is no log
-	return s.recordEvent(r, id, start, &li, &a.enc, &resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, mask, wait)
+	a.in = logInput(in) // in a's storage: a local would escape to the heap
+	defer func() { a.in = logInput{} }()
+	return s.recordEvent(r, id, start, &a.in, &a.enc, &resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, mask, wait)
 }
 
 // logMask evaluates eng's data.system.log.mask, if the policy has one, for
