@@ -122,14 +122,28 @@ func serverEvent() Event {
 }
 
 // BenchmarkPrepareServerEvent is BenchmarkPrepare for the record the server
-// writes for every decision.
+// writes for every decision. result=canonical is how the server hands over
+// the decision, encoded once for its answer (the encoding is not counted).
 func BenchmarkPrepareServerEvent(b *testing.B) {
-	w := openT(b, Options{Path: logPath(b)})
-	ev := serverEvent()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := w.prepare(ev); err != nil {
-			b.Fatal(err)
-		}
+	for _, result := range []string{"struct", "canonical"} {
+		b.Run("result="+result, func(b *testing.B) {
+			w := openT(b, Options{Path: logPath(b)})
+			ev := serverEvent()
+			if result == "canonical" {
+				c := new(Canonical)
+				if err := c.Encode(ev.Result); err != nil {
+					b.Fatal(err)
+				}
+				ev.Result = c
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := w.prepare(ev)
+				if err != nil {
+					b.Fatal(err)
+				}
+				recycle(r)
+			}
+		})
 	}
 }
