@@ -436,6 +436,8 @@ func firstTimestamp(path string) (time.Time, bool) {
 // full it blocks until there is room or ctx is done (Block), or returns
 // ErrUnavailable (FailClosed). A record accepted by Log that later fails to be
 // written is counted in Stats().Failed and makes Healthy() report the error.
+// ev is masked and encoded before Log returns (in the caller's goroutine):
+// the caller may reuse whatever ev refers to once the call is over.
 func (w *Writer) Log(ctx context.Context, ev Event) error {
 	return w.log(ctx, ev, false)
 }

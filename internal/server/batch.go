@@ -41,7 +41,6 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 	// them all durable with one wait (one fsync) instead of one per check.
 	queued := make([]bool, len(ins))
 	a := newAnswer()
-	defer a.recycle()
 	for i, in := range ins {
 		checkStart := start
 		if i > 0 {
@@ -71,5 +70,6 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 	for _, resp := range out.Results {
 		s.metrics.observe(resp.Reason, resp.Allow, s.opts.Now().Sub(start))
 	}
+	a.recycle()
 	writeJSON(w, http.StatusOK, out)
 }

@@ -53,9 +53,9 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	}
 
 	a := newAnswer()
-	defer a.recycle()
 	resp := s.decide(r, s.engine.Load(), id, start, in, opt, a)
 	writeDecision(w, &resp, a)
+	a.recycle() // not deferred: after a panic, a is not reused
 }
 
 // decide answers one decoded question with eng (nil: a policy_error deny),
@@ -116,9 +116,11 @@ func writeDecision(w http.ResponseWriter, resp *response, a *answer) {
 	out = decisionlog.AppendString(out, resp.BundleRevision)
 	out = append(out, `,"policy":`...)
 	out = decisionlog.AppendString(out, resp.Policy)
-	out = append(out, ',')
-	out = append(out, a.enc.Bytes()[1:]...) // the decision's members and its closing brace
-	out = append(out, '\n')
+	if members := a.enc.Bytes(); len(members) > 2 { // {...}: the decision's members
+		out = append(out, ',')
+		out = append(out, members[1:len(members)-1]...)
+	}
+	out = append(out, '}', '\n')
 	a.out = out
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

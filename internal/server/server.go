@@ -25,7 +25,9 @@ import (
 
 // DecisionLog receives every decision. Log must return only once the record
 // is durable: a decision whose record could not be written is not served as
-// an allow.
+// an allow. The event's Input and Result refer to storage the server reuses
+// for later requests: a DecisionLog must be done with them when it returns
+// (decisionlog.Writer has encoded the record by then).
 type DecisionLog interface {
 	LogDurable(ctx context.Context, ev decisionlog.Event) error
 }

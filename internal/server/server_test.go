@@ -32,6 +32,9 @@ func (l *recordingLog) LogDurable(_ context.Context, ev decisionlog.Event) error
 	if l.err != nil {
 		return l.err
 	}
+	// Input and Result are the server's to reuse once this returns
+	// (DecisionLog): keeping them would show a later request's data.
+	ev.Input, ev.Result = nil, nil
 	l.events = append(l.events, ev)
 	return nil
 }
