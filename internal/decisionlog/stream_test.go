@@ -136,6 +136,24 @@ func FuzzStreamMatchesDoc(f *testing.F) {
 		ev := serverEvent()
 		ev.Input = in
 		streamAgrees(t, m, ev)
+		// The same input already encoded: both paths decode it to mask it.
+		c := new(Canonical)
+		if err := c.Encode(in); err != nil {
+			return
+		}
+		want, err := prepareDoc(m, ev)
+		if err != nil {
+			return
+		}
+		ev.Input = c
+		streamAgrees(t, m, ev)
+		got, err := prepareDoc(m, ev)
+		if err != nil {
+			t.Fatalf("input as a Canonical: %v", err)
+		}
+		if !bytes.Equal(got.head, want.head) || !bytes.Equal(got.tail, want.tail) {
+			t.Fatalf("input as a Canonical recorded as\n%s%s\nwant\n%s%s", got.head, got.tail, want.head, want.tail)
+		}
 	})
 }
 
