@@ -189,6 +189,12 @@ func appendMembers(dst []byte, m map[string]any, keep func(string) bool) ([]byte
 		}
 	}
 	slices.Sort(keys)
+	return appendMembersBy(dst, keys, func(dst []byte, k string) ([]byte, error) { return appendCanonical(dst, m[k]) })
+}
+
+// appendMembersBy appends "k":v for each of keys in order, comma separated,
+// without the surrounding braces; value writes the value of key k.
+func appendMembersBy(dst []byte, keys []string, value func(dst []byte, k string) ([]byte, error)) ([]byte, error) {
 	for i, k := range keys {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -196,11 +202,20 @@ func appendMembers(dst []byte, m map[string]any, keep func(string) bool) ([]byte
 		dst = appendString(dst, k)
 		dst = append(dst, ':')
 		var err error
-		if dst, err = appendCanonical(dst, m[k]); err != nil {
+		if dst, err = value(dst, k); err != nil {
 			return nil, err
 		}
 	}
 	return dst, nil
+}
+
+// appendKeyed is appendMembersBy inside braces: a JSON object.
+func appendKeyed(dst []byte, keys []string, value func(dst []byte, k string) ([]byte, error)) ([]byte, error) {
+	dst, err := appendMembersBy(append(dst, '{'), keys, value)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, '}'), nil
 }
 
 // plainASCII marks the bytes appendString copies as they are.

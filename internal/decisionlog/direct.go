@@ -73,71 +73,21 @@ func appendDirect(dst []byte, v any) ([]byte, error) {
 		}
 		return append(dst, ']'), nil
 	case map[string]any:
-		if v == nil {
-			return append(dst, "null"...), nil
-		}
-		var buf [16]string
-		keys, ok := sortedKeys(v, buf[:0])
-		if !ok {
-			return appendGeneric(dst, v)
-		}
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			var err error
-			if dst, err = appendDirect(dst, v[k]); err != nil {
-				return nil, err
-			}
-		}
-		return append(dst, '}'), nil
+		return appendDirectMap(dst, v, appendDirect)
 	case *Canonical:
 		return append(dst, v.Bytes()...), nil
 	case Object:
 		mw := maskWriter{plain: true}
 		return mw.appendObject(dst, v, 0)
 	case map[string]BundleInfo:
-		if v == nil {
-			return append(dst, "null"...), nil
-		}
-		var buf [16]string
-		keys, ok := sortedKeys(v, buf[:0])
-		if !ok {
-			return appendGeneric(dst, v)
-		}
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, `:{"revision":`...)
-			dst = appendString(dst, v[k].Revision)
-			dst = append(dst, '}')
-		}
-		return append(dst, '}'), nil
+		return appendDirectMap(dst, v, func(dst []byte, b BundleInfo) ([]byte, error) {
+			dst = append(dst, `{"revision":`...)
+			return append(appendString(dst, b.Revision), '}'), nil
+		})
 	case map[string]string:
-		if v == nil {
-			return append(dst, "null"...), nil
-		}
-		var buf [16]string
-		keys, ok := sortedKeys(v, buf[:0])
-		if !ok {
-			return appendGeneric(dst, v)
-		}
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendString(dst, v[k])
-		}
-		return append(dst, '}'), nil
+		return appendDirectMap(dst, v, func(dst []byte, s string) ([]byte, error) {
+			return appendString(dst, s), nil
+		})
 	}
 	return appendValue(dst, reflect.ValueOf(v))
 }
@@ -153,6 +103,21 @@ func sortedKeys[V any](m map[string]V, keys []string) ([]string, bool) {
 	}
 	slices.Sort(keys)
 	return keys, true
+}
+
+// appendDirectMap appends m (null if nil) with its keys sorted, each value
+// written by value. A key that is not valid UTF-8 sends m to appendGeneric,
+// which repairs keys as encoding/json does.
+func appendDirectMap[V any](dst []byte, m map[string]V, value func([]byte, V) ([]byte, error)) ([]byte, error) {
+	if m == nil {
+		return append(dst, "null"...), nil
+	}
+	var buf [16]string
+	keys, ok := sortedKeys(m, buf[:0])
+	if !ok {
+		return appendGeneric(dst, m)
+	}
+	return appendKeyed(dst, keys, func(dst []byte, k string) ([]byte, error) { return value(dst, m[k]) })
 }
 
 func appendGeneric(dst []byte, v any) ([]byte, error) {

@@ -277,22 +277,12 @@ func (mw *maskWriter) appendValue(dst []byte, v any, active uint64, inObject boo
 		if !ok {
 			break // generic repairs the keys as encoding/json does
 		}
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			var err error
+		return appendKeyed(dst, keys, func(dst []byte, k string) ([]byte, error) {
 			mw.push(k)
-			dst, err = mw.appendValue(dst, t[k], mw.narrowKey(active, depth, k), true)
+			dst, err := mw.appendValue(dst, t[k], mw.narrowKey(active, depth, k), true)
 			mw.path = mw.path[:depth]
-			if err != nil {
-				return nil, err
-			}
-		}
-		return append(dst, '}'), nil
+			return dst, err
+		})
 	}
 	g, err := generic(v)
 	if err != nil {
