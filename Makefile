@@ -1,4 +1,4 @@
-.PHONY: test serve ci bench bench-http bench-log soak fuzz gen build
+.PHONY: test serve ci bench bench-http bench-log soak fuzz gen build install bundle
 
 # The one test command (README): every Go, Rego and end-to-end test.
 test:
@@ -10,8 +10,16 @@ serve:
 gen:
 	go run ./cmd/scopegate gen
 
+# The scopegate binary, in ./bin (the first build compiles OPA: about a minute and a half).
+build:
+	go build -o bin/scopegate ./cmd/scopegate
+
+# The scopegate binary, in $(go env GOBIN) or ~/go/bin.
+install:
+	go install ./cmd/scopegate
+
 # Regenerate the catalog data and rebuild the bundle after editing scopes.yaml or policies/.
-build: gen
+bundle: gen
 	go run ./cmd/scopegate build
 
 ci:
