@@ -27,7 +27,7 @@ func newAuditAdviseCmd() *cobra.Command {
 		output            string
 	)
 	cmd := &cobra.Command{
-		Use:   "advise",
+		Use:   "advise [LOG]",
 		Short: "Least privilege: per client, the scopes granted vs the scopes its allowed decisions needed",
 		Long: `advise reads the decisions of a period and, for each client_id, compares
 the scopes its tokens were granted with the scopes its allowed decisions
@@ -44,25 +44,25 @@ scope implies which. Decisions without a client_id are counted but not
 attributed to any client.`,
 		Example: `  scopegate audit advise --from 30d
   scopegate audit advise --client translator-bot -o json | jq .clients[0].recommended`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
 			now := time.Now()
 			fromT, err := parseTime(from, now)
 			if err != nil {
-				return fmt.Errorf("--from: %w", err)
+				return usageError(fmt.Errorf("--from: %w", err))
 			}
 			toT, err := parseTime(to, now)
 			if err != nil {
-				return fmt.Errorf("--to: %w", err)
+				return usageError(fmt.Errorf("--to: %w", err))
 			}
 			cat, err := loadAdvisorCatalog(catalogPath)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			files, err := logFiles(path)
+			files, err := logFiles(cmd, args, path)
 			if err != nil {
 				return err
 			}

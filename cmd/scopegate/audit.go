@@ -35,10 +35,19 @@ chain order.
 }
 
 func addLogFlag(f *pflag.FlagSet, path *string) {
-	f.StringVar(path, "decision-log", "decisions.log", "the active decision-log file; rotated files next to it are read too")
+	f.StringVar(path, "decision-log", "decisions.log", "the active decision-log file; rotated files next to it are read too (or give it as the argument)")
 }
 
-func logFiles(path string) ([]string, error) {
+// logFiles lists the log's files, oldest first. The log is the command's
+// one argument, as people type it (audit verify decisions.log), or
+// --decision-log.
+func logFiles(cmd *cobra.Command, args []string, path string) ([]string, error) {
+	if len(args) > 0 {
+		if cmd.Flags().Changed("decision-log") && args[0] != path {
+			return nil, usageError(fmt.Errorf("give the log as the argument or as --decision-log, not both (%s, %s)", args[0], path))
+		}
+		path = args[0]
+	}
 	files, err := decisionlog.Files(path)
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
@@ -52,7 +61,7 @@ func logFiles(path string) ([]string, error) {
 func newAuditVerifyCmd() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
-		Use:   "verify",
+		Use:   "verify [LOG]",
 		Short: "Check the hash chain; exit 0 if intact, 1 at the first edited, deleted or reordered record",
 		Long: `verify recomputes the SHA-256 of every record and checks that each record's
 prev_hash is the previous record's hash, across rotated files. It names the
@@ -64,9 +73,9 @@ first bad record as file:line with what is wrong:
   malformed       the line is not a record
 
 Exit status: 0 intact, 1 broken, 2 the log could not be read.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			files, err := logFiles(path)
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			files, err := logFiles(cmd, args, path)
 			if err != nil {
 				return err
 			}
@@ -118,17 +127,17 @@ func (ff *filterFlags) filter(now time.Time) (decisionlog.Filter, error) {
 	f := decisionlog.Filter{Subject: ff.subject, ClientID: ff.client, Scope: ff.scope, Reason: ff.reason}
 	switch {
 	case ff.allow && ff.deny:
-		return f, errors.New("give --allow or --deny, not both")
+		return f, usageError(errors.New("give --allow or --deny, not both"))
 	case ff.allow, ff.deny:
 		allow := ff.allow
 		f.Allow = &allow
 	}
 	var err error
 	if f.From, err = parseTime(ff.from, now); err != nil {
-		return f, fmt.Errorf("--from: %w", err)
+		return f, usageError(fmt.Errorf("--from: %w", err))
 	}
 	if f.To, err = parseTime(ff.to, now); err != nil {
-		return f, fmt.Errorf("--to: %w", err)
+		return f, usageError(fmt.Errorf("--to: %w", err))
 	}
 	return f, nil
 }
@@ -153,7 +162,7 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 
 func checkOutput(output string) error {
 	if output != "table" && output != "json" {
-		return fmt.Errorf("--output %q: want table or json", output)
+		return usageError(fmt.Errorf("--output %q: want table or json", output))
 	}
 	return nil
 }
@@ -166,15 +175,15 @@ func newAuditQueryCmd() *cobra.Command {
 		output string
 	)
 	cmd := &cobra.Command{
-		Use:   "query",
+		Use:   "query [LOG]",
 		Short: "List the decisions that match the filters, oldest first",
 		Long: `query prints the matching decisions, oldest first: a table, or with
 --output json one JSON record per line (the full record, as logged, for jq).
 query reads records without checking the chain; run verify for that.`,
 		Example: `  scopegate audit query --deny --subject app:translator-bot --from 24h
   scopegate audit query --scope project:manage --output json | jq .result.explain`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
@@ -183,7 +192,7 @@ query reads records without checking the chain; run verify for that.`,
 				return err
 			}
 			f.Limit = limit
-			files, err := logFiles(path)
+			files, err := logFiles(cmd, args, path)
 			if err != nil {
 				return err
 			}
@@ -289,7 +298,7 @@ func newAuditStatsCmd() *cobra.Command {
 		output string
 	)
 	cmd := &cobra.Command{
-		Use:   "stats",
+		Use:   "stats [LOG]",
 		Short: "Count decisions per reason, subject or scope, in total and over time",
 		Long: `stats counts the matching decisions per reason code, subject or granted
 scope (--by), in total and, with --bucket, per time bucket (aligned on UTC
@@ -297,22 +306,22 @@ midnight for sizes that divide a day). A decision counts once for each scope
 its token granted.`,
 		Example: `  scopegate audit stats --by reason
   scopegate audit stats --by scope --deny --bucket 1h --from 24h`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
 			if by != "reason" && by != "subject" && by != "scope" {
-				return fmt.Errorf("--by %q: want reason, subject or scope", by)
+				return usageError(fmt.Errorf("--by %q: want reason, subject or scope", by))
 			}
 			if bucket < 0 {
-				return errors.New("--bucket must not be negative")
+				return usageError(errors.New("--bucket must not be negative"))
 			}
 			f, err := ff.filter(time.Now())
 			if err != nil {
 				return err
 			}
-			files, err := logFiles(path)
+			files, err := logFiles(cmd, args, path)
 			if err != nil {
 				return err
 			}

@@ -88,7 +88,16 @@ trace. Nothing is written to the decision log.
 
 Exit status: 0 allow, 3 deny (whatever the reason, policy errors included),
 2 invalid input or a policy that does not load, 1 anything else.`,
-		Args: cobra.NoArgs,
+		// --explain takes an optional value, so pflag reads "--explain full"
+		// as --explain and an argument "full": take that argument as the
+		// flag's value, as --explain=full.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && cmd.Flags().Changed("explain") && explain == "notes" && (args[0] == "full" || args[0] == "notes") {
+				explain = args[0]
+				return nil
+			}
+			return cobra.NoArgs(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var body []byte
 			if inputFile != "" {

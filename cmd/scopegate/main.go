@@ -59,16 +59,19 @@ func newRootCmd() *cobra.Command {
 		// --config file, then defaults.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd); err != nil {
-				return err
+				return usageError(err)
 			}
 			if configPath != "" {
-				return applyConfig(cmd, configPath)
+				if err := applyConfig(cmd, configPath); err != nil {
+					return usageError(err)
+				}
 			}
 			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&configPath, "config", "", "YAML file of settings (flag names as keys); flags and SCOPEGATE_* variables win over it")
 	root.AddCommand(newServeCmd(), newGenCmd(), newBuildCmd(), newTestCmd(), newAuditCmd(), newDecideCmd(), newScopesCmd())
+	markUsageErrors(root)
 	return root
 }
 

@@ -70,7 +70,7 @@ func TestDecideCommand(t *testing.T) {
 		{"bad explain", "", []string{"--action", "public", "--explain=loud"}, 2, nil, "--explain must be notes or full"},
 		{"bundle and catalog", "", []string{"--action", "public", "--bundle", "x", "--catalog", "scopes.yaml"}, 2, nil, "give --bundle or --catalog/--policies, not both"},
 		{"missing policies", "", []string{"--action", "public", "--policies", "nope"}, 2, nil, "no .rego files in nope"},
-		{"unknown flag", "", []string{"--scope", "user:read"}, 1, nil, "unknown flag: --scope"},
+		{"unknown flag", "", []string{"--scope", "user:read"}, 2, nil, "unknown flag: --scope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := cli(t, tc.stdin, append([]string{"decide"}, tc.args...)...)
@@ -132,10 +132,10 @@ func TestScopesCommand(t *testing.T) {
 		{"normalize unknown", []string{"scopes", "normalize", "user:read usr:email"}, 3, []string{"unknown:    usr:email (did you mean user:email?)"}, "1 requested scope(s) not in the catalog"},
 		{"normalize empty", []string{"scopes", "normalize", ""}, 0, []string{"grants:     public (the default scope)"}, ""},
 		{"normalize malformed", []string{"scopes", "normalize", "a  b"}, 2, nil, "malformed scope string"},
-		{"normalize nothing", []string{"scopes", "normalize"}, 1, nil, "requires at least 1 arg"},
+		{"normalize nothing", []string{"scopes", "normalize"}, 2, nil, "requires at least 1 arg"},
 		{"marketplace", []string{"scopes", "--catalog", "examples/marketplace/scopes.yaml", "list", "--sensitive"}, 0, []string{"payouts:manage", "sales:refund"}, ""},
 		{"bad catalog", []string{"scopes", "--catalog", "nope.yaml"}, 2, nil, "read catalog"},
-		{"unknown subcommand", []string{"scopes", "delete"}, 1, nil, `unknown command "delete"`},
+		{"unknown subcommand", []string{"scopes", "delete"}, 2, nil, `unknown command "delete"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := cli(t, "", tc.args...)
