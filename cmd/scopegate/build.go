@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,12 @@ With --check it writes nothing and fails when the bundle on disk differs from
 what it would write (an existing .signatures.json is then left unchecked).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Output goes beside its own catalog, so building the example
+			// catalog never overwrites the main bundle.
+			opts.PoliciesDir = policiesFor(opts.CatalogPath, opts.PoliciesDir)
+			if outDir == "" {
+				outDir = filepath.Join(filepath.Dir(opts.CatalogPath), "bundles")
+			}
 			if _, err := catalog.LoadFile(opts.CatalogPath); err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("invalid catalog:\n%w", err)}
 			}
@@ -75,8 +82,8 @@ what it would write (an existing .signatures.json is then left unchecked).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.CatalogPath, "catalog", "scopes.yaml", "scope catalog to read")
-	f.StringVar(&opts.PoliciesDir, "policies", "policies", "directory of Rego policies (tests included)")
-	f.StringVar(&outDir, "out-dir", "bundles", "where to write <name>/ and <name>.tar.gz")
+	f.StringVar(&opts.PoliciesDir, "policies", "", policiesHelp+", tests included")
+	f.StringVar(&outDir, "out-dir", "", "where to write <name>/ and <name>.tar.gz (default: bundles/ next to --catalog)")
 	f.StringVar(&name, "name", bundle.DefaultName, "bundle name")
 	f.StringVar(&opts.Revision, "revision", "", "manifest revision (default: content hash, as serve reports for files)")
 	f.BoolVar(&check, "check", false, "fail if the bundle on disk is stale instead of writing it")

@@ -34,7 +34,7 @@ func (p *policyFlags) register(cmd *cobra.Command, withPolicies bool) {
 	f := cmd.Flags()
 	f.StringVar(&p.catalog, "catalog", "scopes.yaml", "scope catalog")
 	if withPolicies {
-		f.StringVar(&p.policies, "policies", "policies", "directory of Rego policies")
+		f.StringVar(&p.policies, "policies", "", policiesHelp)
 	}
 	f.StringVar(&p.bundle, "bundle", "", "use this OPA bundle (directory or .tar.gz) instead of --catalog/--policies")
 }
@@ -51,7 +51,7 @@ func (p *policyFlags) source(cmd *cobra.Command) (*source.Source, error) {
 		}
 		return src, nil
 	}
-	src, err := source.FromFiles(p.catalog, p.policies)
+	src, err := source.FromFiles(p.catalog, policiesFor(p.catalog, p.policies))
 	if err != nil {
 		return nil, &exitError{code: exitInvalid, err: fmt.Errorf("load policy: %w", err)}
 	}

@@ -28,6 +28,11 @@ file and line: --policies, by default the policies/ directory next to the
 catalog (skipped with a note if there is none; --policies - skips it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				// Beside its own catalog: generating the example catalog
+				// never overwrites the main bundle's data.
+				out = filepath.Join(filepath.Dir(catalogPath), "bundles", "scopegate", gen.BundleDataFile)
+			}
 			c, err := catalog.LoadFile(catalogPath)
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("invalid catalog:\n%w", err)}
@@ -58,7 +63,7 @@ catalog (skipped with a note if there is none; --policies - skips it).`,
 		},
 	}
 	cmd.Flags().StringVar(&catalogPath, "catalog", "scopes.yaml", "scope catalog to read")
-	cmd.Flags().StringVar(&out, "out", filepath.Join("bundles", "scopegate", gen.BundleDataFile), "data file to write")
+	cmd.Flags().StringVar(&out, "out", "", "data file to write (default: bundles/scopegate/data.json next to --catalog)")
 	cmd.Flags().BoolVar(&check, "check", false, "fail if the output file is stale instead of writing it")
 	cmd.Flags().StringVar(&policies, "policies", "", "policies to check against the catalog (default: policies/ next to --catalog; - skips the check)")
 	return cmd

@@ -18,6 +18,20 @@ func policiesBeside(catalogPath string) string {
 	return filepath.Join(filepath.Dir(catalogPath), "policies")
 }
 
+// policiesFor is the policy directory a command uses: --policies, or by
+// default (dir "") the policies/ beside the catalog, so that
+// `serve --catalog examples/marketplace/scopes.yaml` serves that catalog's
+// own policies.
+func policiesFor(catalogPath, dir string) string {
+	if dir == "" {
+		return policiesBeside(catalogPath)
+	}
+	return dir
+}
+
+// policiesHelp describes a --policies flag whose default is policiesFor's.
+const policiesHelp = "directory of Rego policies (default: policies/ next to --catalog)"
+
 // checkPoliciesAgainstCatalog fails when the policies name a scope or an
 // action the catalog does not define (a removed or renamed scope), naming
 // the policy file and line. dir "" means the policies beside the catalog,

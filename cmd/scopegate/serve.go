@@ -70,7 +70,7 @@ Every flag can also be set as SCOPEGATE_<FLAG> (e.g. SCOPEGATE_ADDR).`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.addr, "addr", "127.0.0.1:8282", "address to listen on")
 	f.StringVar(&cfg.catalog, "catalog", "scopes.yaml", "scope catalog")
-	f.StringVar(&cfg.policies, "policies", "policies", "directory of Rego policies")
+	f.StringVar(&cfg.policies, "policies", "", policiesHelp)
 	f.StringVar(&cfg.decisionLog, "decision-log", "decisions.log", "decision log file, or - for stdout")
 	cfg.dl.register(f)
 	f.StringVar(&cfg.logLevel, "log-level", "info", "operator log level: debug, info, warn, error")
@@ -111,6 +111,7 @@ func serve(ctx context.Context, cfg serveConfig) error {
 	})
 	var watcher *bundle.Watcher
 	if cfg.bundle == "" {
+		cfg.policies = policiesFor(cfg.catalog, cfg.policies)
 		src, err := source.FromFiles(cfg.catalog, cfg.policies)
 		if err != nil {
 			return fmt.Errorf("load policy: %w", err)

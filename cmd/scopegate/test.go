@@ -36,7 +36,7 @@ It exits 1 when a test fails or coverage is under --threshold.`,
 				}
 				src, err = bundle.LoadPath(bundlePath, bundle.LoadOptions{})
 			} else {
-				src, err = source.FromFiles(catalogPath, policies)
+				src, err = source.FromFiles(catalogPath, policiesFor(catalogPath, policies))
 			}
 			if err != nil {
 				return &exitError{code: 2, err: err}
@@ -71,7 +71,7 @@ It exits 1 when a test fails or coverage is under --threshold.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&catalogPath, "catalog", "scopes.yaml", "scope catalog")
-	f.StringVar(&policies, "policies", "policies", "directory of Rego policies and their tests")
+	f.StringVar(&policies, "policies", "", policiesHelp+", tests included")
 	f.StringVar(&bundlePath, "bundle", "", "test a built bundle (directory or .tar.gz) instead")
 	f.BoolVarP(&verbose, "verbose", "v", false, "list every test, and trace failures")
 	f.BoolVar(&coverage, "coverage", false, "report which policy lines the tests evaluate")

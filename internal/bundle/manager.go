@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopegate/scopegate/internal/engine"
+	"github.com/scopegate/scopegate/internal/policycheck"
 	"github.com/scopegate/scopegate/internal/policytest"
 	"github.com/scopegate/scopegate/internal/source"
 )
@@ -159,6 +160,13 @@ func (m *Manager) prepare(ctx context.Context, src *source.Source) (*engine.Engi
 	eng, err := engine.New(ctx, src, m.opts.EngineOptions...)
 	if err != nil {
 		return nil, stageErr(StageCompile, err)
+	}
+	// Policies written for another catalog compile and decide, wrongly:
+	// every action naming a scope this catalog lacks is a policy_error.
+	if problems, err := policycheck.Check(ctx, src); err != nil {
+		return nil, stageErr(StageValidate, err)
+	} else if len(problems) > 0 {
+		return nil, stageErr(StageValidate, fmt.Errorf("the policies do not match the catalog (served with another catalog's policies?):\n%w", problems))
 	}
 	if err := smoke(ctx, eng, src); err != nil {
 		return nil, stageErr(StageCompile, err)
