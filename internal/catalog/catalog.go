@@ -71,7 +71,7 @@ func (c *Catalog) Names() []string {
 }
 
 // computeClosure fills implies and satisfiedBy. The graph must be acyclic
-// and every include known (validate checks both first).
+// and every include known (Parse calls it only on a valid catalog).
 func (c *Catalog) computeClosure() {
 	c.implies = make(map[string][]string, len(c.Scopes))
 	var visit func(name string) []string

@@ -134,7 +134,7 @@ func TestValidationErrors(t *testing.T) {
 		{"unknown key", head + "  - {name: a:read, description: R, grants: [x]}\n",
 			[]string{`f.yaml:5: unknown key "grants" in scope`}},
 		{"unknown default", "version: 1\ndefault: pubic\nscopes:\n  - {name: public, description: P}\n",
-			[]string{`f.yaml:1: default scope "pubic" is not in the catalog (did you mean "public"?)`}},
+			[]string{`f.yaml:2: default scope "pubic" is not in the catalog (did you mean "public"?)`}},
 		{"manage misses a scope", head + "  - {name: a:manage, description: M, includes: [a:read]}\n  - {name: a:read, description: R}\n  - {name: a:launch, description: L}\n",
 			[]string{"f.yaml:5: a:manage must include every a scope; missing a:launch"}},
 		{"bad version", "version: 2\ndefault: public\nscopes:\n  - {name: public, description: P}\n",
@@ -166,6 +166,49 @@ func TestValidationErrors(t *testing.T) {
 				pos += i + len(w)
 			}
 		})
+	}
+}
+
+// TestEveryErrorInOneRun: structure, references, the default, cycles and
+// the manage rule are all reported at once, each at its own line.
+func TestEveryErrorInOneRun(t *testing.T) {
+	src := `version: 1
+default: pubic
+scopes:
+  - {name: public, description: P}
+  - {name: a:write, description: W, includes: [a:reed]}
+  - {name: a:read, description: R}
+  - {name: b:one, description: 1, includes: [b:two]}
+  - {name: b:two, description: 2, includes: [b:one]}
+  - {name: c:one, description: 1, includes: [c:two]}
+  - {name: c:two, description: 2, includes: [c:one]}
+  - {name: a:manage, description: M, includes: [a:read]}
+  - {name: Bad:Name, description: X}
+  - {name: a:read, description: again}
+  - {name: a:quote, description: Q, grants: [x]}
+`
+	_, err := catalog.Parse("f.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	want := []string{
+		`f.yaml:2: default scope "pubic" is not in the catalog (did you mean "public"?)`,
+		`f.yaml:5: scope "a:write" includes unknown scope "a:reed" (did you mean "a:read"?)`,
+		`f.yaml:7: inclusion cycle: b:one -> b:two -> b:one`,
+		`f.yaml:9: inclusion cycle: c:one -> c:two -> c:one`,
+		`f.yaml:11: a:manage must include every a scope; missing a:write, a:quote`,
+		`f.yaml:12: bad scope name "Bad:Name"`,
+		`f.yaml:13: duplicate scope "a:read" (first defined at line 6)`,
+		`f.yaml:14: unknown key "grants" in scope`,
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("want %d problems, got %d:\n%s", len(want), len(lines), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("problem %d:\n got %s\nwant %s", i, lines[i], w)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,21 +57,23 @@ func Parse(file string, src []byte) (*Catalog, error) {
 	if err := yaml.Unmarshal(src, &doc); err != nil {
 		return nil, Problems{{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + yamlErrMsg(err)}}
 	}
+	// Structure, references, cycles and the manage rule are all checked in
+	// one run, whatever the others found, so one edit fixes every error.
 	c := p.document(&doc)
-	if len(p.problems) == 0 {
-		p.validate(c)
-	}
+	p.validate(c)
 	if len(p.problems) > 0 {
 		sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].Line < p.problems[j].Line })
 		return nil, p.problems
 	}
-	// validate computed the closure (checkManage needs it).
+	c.computeClosure()
 	return c, nil
 }
 
 type parser struct {
 	file     string
 	problems Problems
+	// defaultLine is where default: is written, for errors about its value.
+	defaultLine int
 }
 
 func (p *parser) errorf(line int, format string, args ...any) {
@@ -107,6 +110,7 @@ func (p *parser) document(doc *yaml.Node) *Catalog {
 			c.Version = n
 		case "default":
 			c.Default = p.scalar(v, "default")
+			p.defaultLine = v.Line
 		case "scopes":
 			scopesNode = v
 		default:
@@ -245,7 +249,9 @@ func (p *parser) scalar(v *yaml.Node, field string) string {
 }
 
 // validate checks what needs the whole catalog: known includes, no cycles,
-// a known default, and that RESOURCE:manage confers its whole resource.
+// a known default, and that RESOURCE:manage confers its whole resource. The
+// catalog may be partial (entries with errors left out) and hold unknown
+// includes and cycles: each check skips what another reports.
 func (p *parser) validate(c *Catalog) {
 	for _, s := range c.Scopes {
 		for _, inc := range s.Includes {
@@ -258,25 +264,49 @@ func (p *parser) validate(c *Catalog) {
 	}
 	if c.Default != "" {
 		if _, ok := c.index[c.Default]; !ok {
-			p.errorf(1, "default scope %q is not in the catalog%s", c.Default, suggest(c, c.Default))
+			p.errorf(p.defaultLine, "default scope %q is not in the catalog%s", c.Default, suggest(c, c.Default))
 		}
 	}
-	if len(p.problems) > 0 {
-		return
-	}
-	if cycle := findCycle(c); cycle != nil {
+	for _, cycle := range findCycles(c) {
 		first := c.Scopes[c.index[cycle[0]]]
 		p.errorf(first.Line, "inclusion cycle: %s", strings.Join(cycle, " -> "))
-		return
 	}
 	p.checkManage(c)
+}
+
+// known lists the includes of s that name catalog scopes other than s.
+func known(c *Catalog, s Scope) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		for _, inc := range s.Includes {
+			if _, ok := c.index[inc]; ok && inc != s.Name && !yield(inc) {
+				return
+			}
+		}
+	}
+}
+
+// reach is every scope name confers through known includes, itself
+// included; it terminates on cycles.
+func reach(c *Catalog, name string) map[string]bool {
+	seen := map[string]bool{name: true}
+	stack := []string{name}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for inc := range known(c, c.Scopes[c.index[n]]) {
+			if !seen[inc] {
+				seen[inc] = true
+				stack = append(stack, inc)
+			}
+		}
+	}
+	return seen
 }
 
 // checkManage enforces the provider rule that RESOURCE:manage includes every
 // other scope of its resource, so that adding project:foo without adding it
 // to project:manage is caught at gen time, not by a confused user.
 func (p *parser) checkManage(c *Catalog) {
-	c.computeClosure()
 	byResource := map[string][]string{}
 	for _, s := range c.Scopes {
 		byResource[s.Resource] = append(byResource[s.Resource], s.Name)
@@ -286,10 +316,7 @@ func (p *parser) checkManage(c *Catalog) {
 		if !ok || verb != "manage" {
 			continue
 		}
-		implied := map[string]bool{}
-		for _, i := range c.implies[s.Name] {
-			implied[i] = true
-		}
+		implied := reach(c, s.Name)
 		var missing []string
 		for _, other := range byResource[res] {
 			if !implied[other] {
@@ -302,8 +329,10 @@ func (p *parser) checkManage(c *Catalog) {
 	}
 }
 
-// findCycle returns one inclusion cycle as a path a -> b -> ... -> a, or nil.
-func findCycle(c *Catalog) []string {
+// findCycles returns the inclusion cycles a depth-first walk closes, each as
+// a path a -> b -> ... -> a (every cyclic part of the graph is in at least
+// one). Unknown includes and self-includes are reported elsewhere.
+func findCycles(c *Catalog) [][]string {
 	const (
 		unvisited = iota
 		onStack
@@ -311,36 +340,29 @@ func findCycle(c *Catalog) []string {
 	)
 	state := make(map[string]int, len(c.Scopes))
 	var stack []string
-	var visit func(name string) []string
-	visit = func(name string) []string {
+	var cycles [][]string
+	var visit func(name string)
+	visit = func(name string) {
 		state[name] = onStack
 		stack = append(stack, name)
-		for _, inc := range c.Scopes[c.index[name]].Includes {
+		for inc := range known(c, c.Scopes[c.index[name]]) {
 			switch state[inc] {
 			case onStack:
-				for i, s := range stack {
-					if s == inc {
-						return append(append([]string{}, stack[i:]...), inc)
-					}
-				}
+				i := slices.Index(stack, inc)
+				cycles = append(cycles, append(slices.Clone(stack[i:]), inc))
 			case unvisited:
-				if cyc := visit(inc); cyc != nil {
-					return cyc
-				}
+				visit(inc)
 			}
 		}
 		stack = stack[:len(stack)-1]
 		state[name] = done
-		return nil
 	}
 	for _, s := range c.Scopes {
 		if state[s.Name] == unvisited {
-			if cyc := visit(s.Name); cyc != nil {
-				return cyc
-			}
+			visit(s.Name)
 		}
 	}
-	return nil
+	return cycles
 }
 
 // suggest names a catalog scope close to a misspelt one.
