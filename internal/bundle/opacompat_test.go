@@ -41,6 +41,10 @@ var compatCases = []string{
 	`{"granted_scopes":["project:read"],"method":"DELETE","path":"/projects/42"}`,
 	`{"granted_scopes":["project:manage"],"method":"GET","path":"/nowhere"}`,
 	`{"granted_scopes":["glossary:write"],"action":"glossary.delete"}`,
+	// The raw forms the server normalises: scope (RFC 7662) for granted_scopes.
+	`{"scope":"project:manage user:read","action":"project:launch"}`,
+	`{"scope":["project:write"],"action":"project:launch"}`,
+	`{"scope":"","action":"user:read"}`,
 }
 
 func opaBinary(t *testing.T) string {

@@ -16,6 +16,10 @@ import (
 // revision): a new engine starts with an empty cache.
 var keyedInputs = map[string]bool{
 	"granted_scopes": true, "requested_scopes": true, "action": true, "method": true, "path": true,
+	// The policy reads scope as raw callers (opa eval) send it; the
+	// engine's Input never holds it (the server maps it to granted_scopes),
+	// so it is constant, absent, for every cached decision.
+	"scope": true,
 }
 
 // cacheability reports why the modules' decision cannot be cached, or "".

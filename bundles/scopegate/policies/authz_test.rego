@@ -73,6 +73,17 @@ test_scope_string_form if {
 	d.granted_effective == ["project:read", "project:write", "user:read"]
 }
 
+# The raw input the server accepts, as opa eval gets it: scope (RFC 7662)
+# instead of granted_scopes, in either form.
+test_scope_field_as_in_introspection if {
+	d := authz.decision with input as {"scope": "project:manage user:read", "action": "project:launch"}
+	d.allow
+	d.matched == ["project:manage"]
+	l := authz.decision with input as {"scope": ["project:write"], "action": "project:launch"}
+	not l.allow
+	l.reason == "missing_scope"
+}
+
 test_missing_granted_scopes_acts_as_public if {
 	d := authz.decision with input as {"action": "catalog.read"}
 	d.allow

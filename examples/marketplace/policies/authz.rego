@@ -1,7 +1,8 @@
 # The decision: does the token's granted scopes allow the action, and why.
 #
 # Input (scopegate's server normalises it; `opa eval` callers send it as is):
-#   granted_scopes: ["user:read", "project:write"]  (or one space-separated string)
+#   granted_scopes: ["user:read", "project:write"]  (or one space-separated string;
+#                   or named scope, as in RFC 7662 token introspection)
 #   action: "project:launch"                         (or method + path of a route)
 #   method: "POST", path: "/projects/42/launch"
 #   requested_scopes: ["project:manage"]              (optional: what the app asked for)
@@ -20,10 +21,17 @@ import data.scopegate.catalog
 
 # --- The token ---------------------------------------------------------------
 
-granted := {s | some s in input.granted_scopes} if {
-	is_array(input.granted_scopes)
-} else := {s | some s in split(input.granted_scopes, " "); s != ""} if {
-	is_string(input.granted_scopes)
+# The token's scopes are granted_scopes or, as RFC 7662 introspection names
+# them, scope: the server accepts either (never both), and so does this
+# policy, so that opa eval on the raw input decides as the server does.
+granted_field := input.granted_scopes if {
+	input.granted_scopes != null
+} else := input.scope
+
+granted := {s | some s in granted_field} if {
+	is_array(granted_field)
+} else := {s | some s in split(granted_field, " "); s != ""} if {
+	is_string(granted_field)
 } else := set()
 
 # RFC 6749 3.3: a token that names no scope gets the catalog's default scope.
