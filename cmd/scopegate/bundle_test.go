@@ -336,3 +336,38 @@ func TestServeSignedBundle(t *testing.T) {
 		t.Errorf("private key as verification key: %d %s", code, msg)
 	}
 }
+
+// TestReadmeSigningSteps runs the README's signing block as written (with
+// this binary for `go run ./cmd/scopegate`): it creates every key it names,
+// signs with each, and leaves nothing in the repository.
+func TestReadmeSigningSteps(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed")
+	}
+	readme, err := os.ReadFile(repoPath("README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```sh\nkeys=$(mktemp -d)")
+	if !ok {
+		t.Fatal("README has no signing block starting keys=$(mktemp -d)")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	tmp := t.TempDir()
+	script := "keys=" + tmp + "\n" + strings.ReplaceAll(block, "go run ./cmd/scopegate", binary)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = repoPath(".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("README signing steps: %v\n%s", err, out)
+	}
+	for _, f := range []string{"private.pem", "public.pem", "ec.pem", "ec-public.pem", "secret.txt", "dist/scopegate/.signatures.json", "dist/scopegate.tar.gz"} {
+		if _, err := os.Stat(filepath.Join(tmp, f)); err != nil {
+			t.Errorf("the README's steps did not make %s: %v", f, err)
+		}
+	}
+	for _, f := range []string{"private.pem", "public.pem", "ec.pem", "secret.txt", "dist"} {
+		if _, err := os.Stat(repoPath(f)); err == nil {
+			t.Errorf("the README's steps left %s in the repository", f)
+		}
+	}
+}

@@ -179,6 +179,9 @@ func signingConfig(o SigningOptions) (*opabundle.SigningConfig, string, error) {
 		// OPA would take a missing file name for the key itself; refuse instead.
 		return nil, "", fmt.Errorf("signing key: %w", err)
 	}
+	if err := keyFits(o.KeyFile, alg); err != nil {
+		return nil, "", err
+	}
 	keyID := o.KeyID
 	if keyID == "" {
 		keyID = DefaultKeyID

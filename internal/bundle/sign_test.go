@@ -163,3 +163,33 @@ func retar(t *testing.T, raw []byte, edit func(name string, b []byte) []byte) []
 	}
 	return out.Bytes()
 }
+
+// TestSigningKeyOfTheWrongType: a key that does not fit --signing-alg is
+// refused before signing, saying which algorithm fits it.
+func TestSigningKeyOfTheWrongType(t *testing.T) {
+	rsaKeys, ecKeys, secret := newKeys(t, "RS256"), newKeys(t, "ES256"), newKeys(t, "HS256")
+	for _, tc := range []struct {
+		key, alg, want string
+	}{
+		{ecKeys.private, "RS256", "is an EC P-256 private key, which does not fit --signing-alg RS256: use --signing-alg ES256"},
+		{ecKeys.private, "ES384", "use --signing-alg ES256"},
+		{rsaKeys.private, "ES256", "is an RSA private key, which does not fit --signing-alg ES256: use --signing-alg RS256 (or RS384, RS512, PS256, PS384, PS512)"},
+		{rsaKeys.private, "HS256", "use --signing-alg RS256"},
+		{secret.private, "RS256", "is a shared secret (no PEM block), which does not fit --signing-alg RS256: use --signing-alg HS256"},
+		{rsaKeys.public, "RS256", "is a public key or certificate (sign with the private key"},
+	} {
+		_, err := bundle.Build(bundle.BuildOptions{CatalogPath: repoCatalog, PoliciesDir: repoPolicies,
+			Signing: &bundle.SigningOptions{KeyFile: tc.key, Algorithm: tc.alg}})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s with %s: %v\nwant %q", filepath.Base(tc.key), tc.alg, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ key, alg string }{
+		{rsaKeys.private, "PS256"}, {ecKeys.private, "ES256"}, {secret.private, "HS512"},
+	} {
+		if _, err := bundle.Build(bundle.BuildOptions{CatalogPath: repoCatalog, PoliciesDir: repoPolicies,
+			Signing: &bundle.SigningOptions{KeyFile: tc.key, Algorithm: tc.alg}}); err != nil {
+			t.Errorf("%s with %s: %v", filepath.Base(tc.key), tc.alg, err)
+		}
+	}
+}
