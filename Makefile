@@ -1,4 +1,4 @@
-.PHONY: test serve ci bench bench-http bench-log soak fuzz gen build install bundle
+.PHONY: test serve ci bench bench-http bench-log soak fuzz gen build install bundle opa
 
 # The one test command (README): every Go, Rego and end-to-end test.
 test:
@@ -24,6 +24,10 @@ bundle: gen
 
 ci:
 	bash .ci/run
+
+# The real opa CLI at the go.mod version, where go test ./... finds it for the compatibility tests.
+opa:
+	GOBIN=$(CURDIR)/.ci/bin go install github.com/open-policy-agent/opa@$$(go list -m -f '{{.Version}}' github.com/open-policy-agent/opa)
 
 # In-process benchmarks; bench/run compares the HTTP server with opa run --server.
 bench:
