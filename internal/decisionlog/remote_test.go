@@ -19,7 +19,7 @@ import (
 )
 
 // opaEventV1 is the part of OPA's decision-log event (EventV1 in
-// github.com/open-policy-agent/opa/v1/plugins/logs, v1.22.2) that a
+// github.com/open-policy-agent/opa/v1/plugins/logs, v1.22.4) that a
 // decision-log service reads, with the same JSON tags. Importing the plugin
 // itself would pull OPA's whole plugin runtime into go.mod for one test.
 type opaEventV1 struct {
