@@ -57,3 +57,4 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzVerifyLine$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/
 	go test -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/
 	go test -run '^$$' -fuzz '^FuzzStreamMatchesDoc$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/
+	go test -run '^$$' -fuzz '^FuzzMaskJWTs$$' -fuzztime $(FUZZTIME) ./internal/redact/

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -234,17 +235,45 @@ func testKill9(t *testing.T, syncMode string) {
 }
 
 // TestDecisionLogNeverHoldsSecrets sends secrets the way callers do (context
-// keys, bearer tokens, a JWT, and a field masked by configuration) and greps
-// every file under the log directory, rotated files and the remote spool
-// (decompressed) included, and everything the remote received.
+// keys at any depth, credential headers in any case, bearer tokens, JWTs as
+// values, as subject and client_id, as a scope, as an action, inside prose,
+// as an unknown field's name, under explain=full and in a batch, and a
+// field masked by configuration) and greps every file under the log
+// directory, rotated files and the remote spool (decompressed) included,
+// and everything the remote received.
 func TestDecisionLogNeverHoldsSecrets(t *testing.T) {
+	// JWTs whose header decodes to JSON, each with a payload of its own.
+	jwt := func(n int) string {
+		return "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"sub":"SECRET-jwt-%d"}`, n))) + ".c2lnbmF0dXJl"
+	}
 	secrets := []string{"SECRET-ctx-1", "SECRET-ctx-2", "SECRET-bearer-3", "SECRET-owner-4",
-		"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJTRUNSRVQtNSJ9.c2lnbmF0dXJlLTU"}
-	bodies := []string{
-		`{"subject":"app:a","granted_scopes":["user:read"],"action":"user:read","context":{"client_secret":"SECRET-ctx-1","db":{"Password":"SECRET-ctx-2"}}}`,
-		`{"subject":"app:a","granted_scopes":["user:read"],"action":"user:read","context":{"forwarded":"Bearer SECRET-bearer-3"}}`,
-		`{"subject":"app:a","granted_scopes":["project:read"],"action":"project:read","resource":{"type":"project","id":"42","owner":"SECRET-owner-4"}}`,
-		`{"subject":"app:a","granted_scopes":["user:read"],"action":"user:read","context":{"id_jwt":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJTRUNSRVQtNSJ9.c2lnbmF0dXJlLTU"}}`,
+		"SECRET-cookie-5", "SECRET-setcookie-6", "SECRET-apikey-7", "SECRET-authz-8", "SECRET-proxy-9",
+		"SECRET-pw-10", "SECRET-pk-11", "SECRET-session-12"}
+	for i := range 12 {
+		secrets = append(secrets, jwt(i))
+	}
+	type call struct{ path, body string }
+	calls := []call{
+		{"/v1/decide", `{"subject":"app:a","granted_scopes":["user:read"],"action":"user:read","context":{"client_secret":"SECRET-ctx-1","db":{"Password":"SECRET-ctx-2"}}}`},
+		{"/v1/decide", `{"subject":"app:a","granted_scopes":["user:read"],"action":"user:read","context":{"forwarded":"Bearer SECRET-bearer-3"}}`},
+		{"/v1/decide", `{"subject":"app:a","granted_scopes":["project:read"],"action":"project:read","resource":{"type":"project","id":"42","owner":"SECRET-owner-4"}}`},
+		{"/v1/decide", `{"subject":"app:a","granted_scopes":["user:read"],"action":"user:read","context":{"id_jwt":"` + jwt(0) + `"}}`},
+		// Top-level copies: subject and client_id.
+		{"/v1/decide", `{"subject":"` + jwt(1) + `","client_id":"` + jwt(2) + `","granted_scopes":["user:read"],"action":"user:read"}`},
+		// Echoed in the result: a JWT as a scope, as an action.
+		{"/v1/decide", `{"subject":"app:a","granted_scopes":["user:read","` + jwt(3) + `"],"action":"user:read"}`},
+		{"/v1/decide", `{"subject":"app:a","granted_scopes":["user:read"],"action":"` + jwt(4) + `"}`},
+		{"/v1/decide", `{"subject":"app:a","granted_scopes":["user:read"],"requested_scopes":["` + jwt(5) + `"],"action":"user:email"}`},
+		// Credential headers, any case, and secret keys at any depth.
+		{"/v1/decide", `{"subject":"app:a","granted_scopes":["user:read"],"action":"user:read","context":{"headers":{"Cookie":"SECRET-cookie-5","SET-COOKIE":"SECRET-setcookie-6","x-api-key":"SECRET-apikey-7","Authorization":"Basic SECRET-authz-8","proxy-authorization":"SECRET-proxy-9"}}}`},
+		{"/v1/decide", `{"subject":"app:a","granted_scopes":["project:read"],"action":"project:read","resource":{"type":"project","id":"7","attributes":{"password":"SECRET-pw-10"}},"context":{"nested":{"private_key":"SECRET-pk-11","session":"SECRET-session-12"}}}`},
+		// A JWT in prose, and under explain=full (the trace replays input).
+		{"/v1/decide?explain=full", `{"subject":"app:a","granted_scopes":["user:read"],"action":"user:read","context":{"note":"the token ` + jwt(6) + ` was pasted here"}}`},
+		{"/v1/decide?explain=full", `{"subject":"app:a","granted_scopes":["user:read","` + jwt(7) + `"],"action":"user:read"}`},
+		// A batch: shared token fields and per-check echoes.
+		{"/v1/decide/batch", `{"subject":"` + jwt(8) + `","scope":"user:read ` + jwt(9) + `","context":{"Cookie":"SECRET-cookie-5"},"checks":[{"action":"user:read"},{"action":"` + jwt(10) + `"}]}`},
+		// Refused input: the error names the unknown field.
+		{"/v1/decide", `{"` + jwt(11) + `":1,"granted_scopes":["user:read"],"action":"user:read"}`},
 	}
 	svc := newLogService(t, false)
 	dir := t.TempDir()
@@ -253,13 +282,22 @@ func TestDecisionLogNeverHoldsSecrets(t *testing.T) {
 	t.Setenv("SCOPEGATE_DECISION_LOG_MASK", "/input/resource/owner")
 	srv := startServe(t, dir, "--decision-log", filepath.Join(logDir, "decisions.log"),
 		"--decision-log-max-bytes", "4KB", "--decision-log-remote", svc.url)
-	for range 5 {
-		for _, b := range bodies {
-			if status, d := srv.decide(t, b); status != 200 || d["allow"] != true {
-				t.Fatalf("%s: %d %v", b, status, d)
+	answered := 0
+	for range 3 {
+		for _, c := range calls {
+			resp, err := http.Post(srv.url+c.path, "application/json", strings.NewReader(c.body))
+			if err != nil {
+				t.Fatal(err)
 			}
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 && resp.StatusCode != 400 {
+				t.Fatalf("%s %s: %d %s", c.path, c.body, resp.StatusCode, answer)
+			}
+			answered += 1 + strings.Count(c.body, `{"action"`)
 		}
 	}
+	answered -= 3 // a batch counts its checks, not itself
 	// Wait for the shipper to spool (the service is down).
 	spool := filepath.Join(logDir, "decisions.log.spool")
 	deadline := time.Now().Add(10 * time.Second)
@@ -319,14 +357,14 @@ func TestDecisionLogNeverHoldsSecrets(t *testing.T) {
 	svc.setUp(true)
 	srv = startServe(t, dir, "--decision-log", filepath.Join(logDir, "decisions.log"), "--decision-log-remote", svc.url)
 	deadline = time.Now().Add(20 * time.Second)
-	for svc.received() < 20 && time.Now().Before(deadline) {
+	for svc.received() < answered && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	srv.stop(t)
 	svc.mu.Lock()
 	defer svc.mu.Unlock()
-	if len(svc.ids) != 20 {
-		t.Fatalf("service received %d decisions, want 20", len(svc.ids))
+	if len(svc.ids) != answered {
+		t.Fatalf("service received %d decisions, want %d", len(svc.ids), answered)
 	}
 	for _, b := range svc.bodies {
 		for _, s := range secrets {

@@ -5,18 +5,22 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/scopegate/scopegate/internal/redact"
 )
 
 // Masker replaces sensitive values in a record by MaskValue before the record
-// is hashed or written. Whatever the configuration, it masks:
-//   - under input.context, at any depth, the value of every key whose name
-//     contains (case-insensitively) secret, password, passwd, token, api_key,
-//     apikey, authorization or credential;
-//   - in input.headers, the authorization, proxy-authorization, cookie and
-//     set-cookie headers (any case);
-//   - anywhere in input, every string that looks like a bearer token
-//     ("Bearer ..." in any case) or a JWT ("eyJ...", three dot-separated
-//     base64url segments).
+// is hashed or written. Whatever the configuration, it masks (the rules are
+// internal/redact's):
+//   - anywhere in input, the value of every key that names a secret
+//     (secret, password, token, api_key, private_key, session, cookie,
+//     authorization, ... in any case), which covers credential headers
+//     (Cookie, Set-Cookie, Authorization, Proxy-Authorization, X-Api-Key)
+//     wherever a caller nests them;
+//   - anywhere in input, every string that is a bearer token ("Bearer ...")
+//     or holds a JWT;
+//   - the top-level subject and client_id when they are or hold one
+//     (Writer.prepare, before either encoder).
 //
 // It also masks the RFC 6901 pointers it was built with, relative to the
 // record root (e.g. "/input/resource/owner"); pointers that do not resolve in
@@ -122,22 +126,8 @@ func (m *Masker) apply(doc map[string]any) []string {
 		}
 	}
 	w.path = append(w.path, "input")
-	if input, ok := doc["input"].(map[string]any); ok {
-		if c, ok := input["context"]; ok {
-			w.path = append(w.path, "context")
-			w.secrets(c)
-			w.path = w.path[:1]
-		}
-		if h, ok := input["headers"].(map[string]any); ok {
-			for k, v := range h {
-				if isSensitiveHeader(k) && v != MaskValue {
-					h[k] = MaskValue
-					w.record("headers", k)
-				}
-			}
-		}
-	}
 	if in, ok := doc["input"]; ok {
+		w.secrets(in)
 		doc["input"] = w.tokens(in)
 	}
 	if len(w.masked) == 0 {
@@ -234,12 +224,12 @@ func pointerTo(path []string, more ...string) string {
 	return b.String()
 }
 
-// secrets masks secret-named keys anywhere below v.
+// secrets masks the values of secret-named keys anywhere below v.
 func (w *maskWalk) secrets(v any) {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, e := range v {
-			if isSecretKey(k) {
+			if redact.IsSecretKey(k) {
 				if e != MaskValue {
 					v[k] = MaskValue
 					w.record(k)
@@ -263,7 +253,7 @@ func (w *maskWalk) secrets(v any) {
 func (w *maskWalk) tokens(v any) any {
 	switch v := v.(type) {
 	case string:
-		if looksLikeToken(v) {
+		if redact.IsSecretString(v) {
 			w.record()
 			return MaskValue
 		}
@@ -281,51 +271,4 @@ func (w *maskWalk) tokens(v any) any {
 		}
 	}
 	return v
-}
-
-func isSecretKey(k string) bool {
-	k = strings.ToLower(k)
-	for _, s := range [...]string{"secret", "password", "passwd", "token", "api_key", "apikey", "authorization", "credential"} {
-		if strings.Contains(k, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func isSensitiveHeader(k string) bool {
-	for _, h := range [...]string{"authorization", "proxy-authorization", "cookie", "set-cookie"} {
-		if strings.EqualFold(k, h) {
-			return true
-		}
-	}
-	return false
-}
-
-// looksLikeToken reports whether s is a bearer credential or a JWT.
-func looksLikeToken(s string) bool {
-	s = strings.TrimSpace(s)
-	if len(s) > 7 && strings.EqualFold(s[:6], "bearer") && (s[6] == ' ' || s[6] == '\t') {
-		return true
-	}
-	return looksLikeJWT(s)
-}
-
-func looksLikeJWT(s string) bool {
-	if len(s) < 16 || !strings.HasPrefix(s, "eyJ") {
-		return false
-	}
-	parts := strings.Split(s, ".")
-	if len(parts) != 3 || parts[1] == "" { // the signature is empty in unsecured JWTs
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c == '.' || c == '-' || c == '_' || c == '=' ||
-			(c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-		if !ok {
-			return false
-		}
-	}
-	return true
 }

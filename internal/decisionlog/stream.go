@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/scopegate/scopegate/internal/redact"
 )
 
 // Streaming record encoding.
@@ -221,11 +223,8 @@ func (mw *maskWriter) appendValue(dst []byte, v any, active uint64, inObject boo
 			}
 		}
 	}
-	if !mw.plain && inObject && depth >= 3 && (mw.path[1] == "context" || depth == 3 && mw.path[1] == "headers") {
-		key := mw.path[depth-1]
-		if mw.path[1] == "context" && isSecretKey(key) || mw.path[1] == "headers" && isSensitiveHeader(key) {
-			return mw.maskRule(dst, v, active)
-		}
+	if !mw.plain && inObject && depth >= 2 && redact.IsSecretKey(mw.path[depth-1]) {
+		return mw.maskRule(dst, v, active)
 	}
 	switch t := v.(type) {
 	case nil:
@@ -233,7 +232,7 @@ func (mw *maskWriter) appendValue(dst []byte, v any, active uint64, inObject boo
 	case bool:
 		return strconv.AppendBool(dst, t), nil
 	case string:
-		if !mw.plain && looksLikeToken(t) {
+		if !mw.plain && redact.IsSecretString(t) {
 			mw.record()
 			return appendString(dst, MaskValue), nil
 		}
@@ -248,7 +247,7 @@ func (mw *maskWriter) appendValue(dst []byte, v any, active uint64, inObject boo
 		if t == nil {
 			return append(dst, "null"...), nil
 		}
-		if active == 0 && (mw.plain || !slices.ContainsFunc(t, looksLikeToken)) {
+		if active == 0 && (mw.plain || !slices.ContainsFunc(t, redact.IsSecretString)) {
 			return appendStringArray(dst, t), nil
 		}
 		return appendElems(mw, dst, t, active)
@@ -506,7 +505,7 @@ func (o *objectWriter) String(key, v string) {
 		return
 	}
 	depth := len(o.mw.path) - 1
-	if !o.mw.plain && (o.mw.narrowKey(o.active, depth, key) != 0 || looksLikeToken(v) || depth >= 2 && (o.mw.path[1] == "context" || o.mw.path[1] == "headers")) {
+	if !o.mw.plain && (o.mw.narrowKey(o.active, depth, key) != 0 || redact.IsSecretString(v) || redact.IsSecretKey(key)) {
 		o.value(key, v)
 		return
 	}
@@ -521,7 +520,7 @@ func (o *objectWriter) Strings(key string, v []string) {
 		return
 	}
 	depth := len(o.mw.path) - 1
-	if v != nil && (o.mw.plain || o.mw.narrowKey(o.active, depth, key) == 0 && !slices.ContainsFunc(v, looksLikeToken) && o.mw.path[1] != "context" && o.mw.path[1] != "headers") {
+	if v != nil && (o.mw.plain || o.mw.narrowKey(o.active, depth, key) == 0 && !slices.ContainsFunc(v, redact.IsSecretString) && !redact.IsSecretKey(key)) {
 		o.dst = appendStringArray(o.dst, v)
 		o.mw.pop(depth)
 		return

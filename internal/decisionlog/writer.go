@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/scopegate/scopegate/internal/redact"
 )
 
 // FullPolicy says what Log does when the queue is full.
@@ -494,6 +496,7 @@ func (w *Writer) prepare(ev Event) (*request, error) {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = w.clock()
 	}
+	ev = maskTopLevel(ev)
 	masker, stream := w.masker, w.stream
 	if len(ev.MaskPointers) > 0 {
 		m, err := w.masker.with(ev.MaskPointers)
@@ -514,6 +517,23 @@ func (w *Writer) prepare(ev Event) (*request, error) {
 		return r, nil
 	}
 	return prepareDoc(masker, ev)
+}
+
+// maskTopLevel masks the record's top-level copies of caller strings,
+// subject and client_id, when they are or hold a credential, as the Masker
+// masks their copies in input: here, before either encoder sees the record.
+func maskTopLevel(ev Event) Event {
+	for _, f := range [...]struct {
+		v       *string
+		pointer string
+	}{{&ev.ClientID, "/client_id"}, {&ev.Subject, "/subject"}} {
+		if *f.v != "" && *f.v != MaskValue && redact.IsSecretString(*f.v) {
+			*f.v = MaskValue
+			ev.Masked = append(slices.Clip(ev.Masked), f.pointer)
+			slices.Sort(ev.Masked)
+		}
+	}
+	return ev
 }
 
 // prepareDoc is prepare by way of a generic document: for maskers the

@@ -264,8 +264,8 @@ func TestMaskingNeverWritesSecrets(t *testing.T) {
 				},
 				"note": "bearer abc.def-4",
 			},
-			"tokens_seen": []any{"Bearer zz-10", jwt},
-			"refresh":     map[string]any{"access_token": "tok-11"}, // outside context: only token-like values are masked
+			"seen":    []any{"Bearer zz-10", jwt},
+			"refresh": map[string]any{"access_token": "tok-11"}, // secret keys are masked at any depth
 		}
 	}
 	m, err := NewMasker("/input/resource/owner", "/input/context/card", "/input/missing/thing", "/result/x")
@@ -291,12 +291,12 @@ func TestMaskingNeverWritesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, secret := range []string{"s3cr3t-1", "pw-2", "k-3", "abc.def-4", "c2VjcmV0LWJhc2ljLTU", "cookie-6",
-		"owner-alice-7", "4111-card-8", "cred-user-9", "zz-10", "eyJzdWIiOiJ1MSJ9"} {
+		"owner-alice-7", "4111-card-8", "cred-user-9", "zz-10", "eyJzdWIiOiJ1MSJ9", "tok-11"} {
 		if bytes.Contains(raw, []byte(secret)) {
 			t.Errorf("file contains %q:\n%s", secret, raw)
 		}
 	}
-	for _, kept := range []string{"10.0.0.1", "plain", "application/json", "tok-11", `"id":"42"`} {
+	for _, kept := range []string{"10.0.0.1", "plain", "application/json", `"id":"42"`} {
 		if !bytes.Contains(raw, []byte(kept)) {
 			t.Errorf("file lost non-secret %q", kept)
 		}
@@ -315,9 +315,10 @@ func TestMaskingNeverWritesSecrets(t *testing.T) {
 		"/input/engine_masked",
 		"/input/headers/Authorization",
 		"/input/headers/cookie",
+		"/input/refresh/access_token",
 		"/input/resource/owner",
-		"/input/tokens_seen/0",
-		"/input/tokens_seen/1",
+		"/input/seen/0",
+		"/input/seen/1",
 	}
 	if !slices.Equal(got.Masked, want) {
 		t.Errorf("masked =\n%q\nwant\n%q", got.Masked, want)

@@ -187,7 +187,7 @@ func (e *Engine) Decide(ctx context.Context, input ast.Value, opt Options) (Deci
 		topdown.PrettyTraceWithLocation(&buf, *tracer)
 		d.Trace = strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 	}
-	return d, nil
+	return d.withoutJWTs(), nil
 }
 
 // Deny is a fail-closed decision carrying why.
@@ -202,7 +202,7 @@ func Deny(reason, why string) Decision {
 		Explain:          []string{why},
 
 		RequestedNotGranted: []string{},
-	}
+	}.withoutJWTs() // why may quote what the caller sent
 }
 
 // decode reads the policy's decision object. Anything off - a missing or

@@ -172,7 +172,16 @@ func (s *Server) record(r *http.Request, id string, start time.Time, in engine.I
 	}
 	a.in = logInput(in) // in a's storage: a local would escape to the heap
 	defer func() { a.in = logInput{} }()
-	return s.recordEvent(r, id, start, &a.in, &a.enc, &resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, mask, wait)
+	var result any = &a.enc
+	if len(resp.Decision.Trace) > 0 {
+		// OPA's trace answers the caller who asked for it; the log does not
+		// keep it (nor does OPA's): it replays the input's values, secrets
+		// included, and is tens of times the size of the request.
+		d := resp.Decision
+		d.Trace = nil
+		result = (*logResult)(&d)
+	}
+	return s.recordEvent(r, id, start, &a.in, result, &resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, mask, wait)
 }
 
 // logMask evaluates eng's data.system.log.mask, if the policy has one, for
