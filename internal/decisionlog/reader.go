@@ -1,6 +1,7 @@
 package decisionlog
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -181,8 +182,11 @@ func QueryAll(paths []string, f Filter) ([]Event, error) {
 	return out, nil
 }
 
-// scan calls fn for every record until it returns false.
+// scan calls fn for every record until it returns false. A batch check's
+// record comes with the shared token fields filled in from its batch's
+// first record (see batchHeads).
 func scan(paths []string, fn func(Event) bool) error {
+	var heads batchHeads
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
@@ -196,6 +200,7 @@ func scan(paths []string, fn func(Event) bool) error {
 			if err != nil {
 				return fmt.Errorf("decisionlog: %s:%d: %w", p, n, err)
 			}
+			heads.resolve(ev)
 			if !fn(ev) {
 				return errStop
 			}
@@ -278,4 +283,54 @@ func Stats(paths []string, f Filter, bucket time.Duration) (Summary, error) {
 	}
 	slices.SortFunc(s.Buckets, func(a, b Bucket) int { return a.Start.Compare(b.Start) })
 	return s, nil
+}
+
+// batchShared are the input members a batch writes once, in its first
+// check's record; the other checks' records name that one in input.batch.id.
+var batchShared = [...]string{"client_id", "context", "granted_scopes", "requested_scopes", "scope", "subject"}
+
+// maxBatchHeads bounds the first records kept while reading: batches are
+// written together, so a check's first record is never far behind it.
+const maxBatchHeads = 1024
+
+// batchHeads remembers the inputs of recent batch-first records to fill in
+// the shared members of the later checks' records as they are read.
+type batchHeads struct {
+	inputs map[string]map[string]any
+	order  []string
+}
+
+func (h *batchHeads) resolve(ev Event) {
+	in, ok := ev.Input.(map[string]any)
+	if !ok {
+		return
+	}
+	b, ok := in["batch"].(map[string]any)
+	if !ok {
+		return
+	}
+	id, _ := b["id"].(string)
+	if check, _ := b["check"].(json.Number); check == "0" {
+		if h.inputs == nil {
+			h.inputs = map[string]map[string]any{}
+		}
+		if len(h.order) == maxBatchHeads {
+			delete(h.inputs, h.order[0])
+			h.order = h.order[1:]
+		}
+		h.inputs[id] = in
+		h.order = append(h.order, id)
+		return
+	}
+	head, ok := h.inputs[id]
+	if !ok {
+		return // its first record was not read (another file, or a filter's window)
+	}
+	for _, k := range batchShared {
+		if v, ok := head[k]; ok {
+			if _, have := in[k]; !have {
+				in[k] = v
+			}
+		}
+	}
 }

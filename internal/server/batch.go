@@ -41,6 +41,9 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 	// them all durable with one wait (one fsync) instead of one per check.
 	queued := make([]bool, len(ins))
 	a := newAnswer()
+	// The first check's record holds the token fields the checks share;
+	// the others refer to it, so a batch writes them once.
+	ref := batchRef{Checks: len(ins)}
 	for i, in := range ins {
 		checkStart := start
 		if i > 0 {
@@ -52,7 +55,11 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 		if s.opts.Log != nil {
 			a.encode(resp.Decision) // for the record only: the answer is one of many
 		}
-		if err := s.record(r, resp.DecisionID, checkStart, in, resp, a, mask, last); err != nil {
+		if i == 0 {
+			ref.ID = resp.DecisionID
+		}
+		ref.Check = i
+		if err := s.record(r, resp.DecisionID, checkStart, in, &ref, resp, a, mask, last); err != nil {
 			s.logUnavailable(&resp, err)
 			if last {
 				// The earlier records' durability rode on this one.

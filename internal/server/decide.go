@@ -66,7 +66,7 @@ func (s *Server) decide(r *http.Request, eng *engine.Engine, id string, start ti
 	resp := s.evaluate(r, eng, id, in, opt)
 	mask := s.logMask(r, eng, in, &resp)
 	a.encode(resp.Decision)
-	if err := s.record(r, id, start, in, resp, a, mask, true); err != nil {
+	if err := s.record(r, id, start, in, nil, resp, a, mask, true); err != nil {
 		s.logUnavailable(&resp, err)
 		a.encode(resp.Decision)
 	}
@@ -162,26 +162,29 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, id string, start
 // record writes one answered decision, resp, to the decision log, with a
 // holding resp.Decision encoded. wait: return only once it is durable;
 // otherwise only queue it, if the log can (see queuer), and the caller must
-// wait on a later record.
-func (s *Server) record(r *http.Request, id string, start time.Time, in engine.Input, resp response, a *answer, mask []string, wait bool) error {
+// wait on a later record. batch is nil outside a batch.
+func (s *Server) record(r *http.Request, id string, start time.Time, in engine.Input, batch *batchRef, resp response, a *answer, mask []string, wait bool) error {
 	if s.opts.Log == nil {
 		return nil
 	}
 	if a.err != nil {
 		return fmt.Errorf("encode the decision: %w", a.err)
 	}
-	a.in = logInput(in) // in a's storage: a local would escape to the heap
+	a.in = logInput{Input: in, batch: batch} // in a's storage: a local would escape to the heap
 	defer func() { a.in = logInput{} }()
 	var result any = &a.enc
-	if len(resp.Decision.Trace) > 0 {
-		// OPA's trace answers the caller who asked for it; the log does not
-		// keep it (nor does OPA's): it replays the input's values, secrets
-		// included, and is tens of times the size of the request.
-		d := resp.Decision
-		d.Trace = nil
+	if needsBound(&resp.Decision, a.enc.Bytes()) {
+		d := boundedForLog(resp.Decision)
 		result = (*logResult)(&d)
 	}
-	return s.recordEvent(r, id, start, &a.in, result, &resp.Decision, resp.BundleRevision, in.Subject, in.ClientID, mask, wait)
+	return s.recordEvent(r, id, start, &a.in, result, &resp.Decision, resp.BundleRevision, boundedString(in.Subject), boundedString(in.ClientID), mask, wait)
+}
+
+// boundedString is a caller's string as a record's top-level member keeps
+// it: cut to logStringMax with a marker.
+func boundedString(s string) string {
+	left := logStringMax + 64
+	return cutString(s, &left)
 }
 
 // logMask evaluates eng's data.system.log.mask, if the policy has one, for
@@ -211,26 +214,39 @@ const decisionPath = "scopegate/authz/decision"
 
 // logInput is the decision input as the log records it: the members of
 // engine.Input.Map, written without building that map (decisionlog.Object).
-// TestLogInputMatchesMap keeps the two in step.
-type logInput engine.Input
+// TestLogInputMatchesMap keeps the two in step. In a batch it also names
+// the batch, and only its first check's record holds the shared token
+// fields (see batchRef).
+type logInput struct {
+	engine.Input
+	batch *batchRef
+}
 
 // LogMembers writes the members in ascending key order.
 func (in *logInput) LogMembers(w decisionlog.MemberWriter) {
+	shared := in.batch == nil || in.batch.Check == 0
 	nonEmpty(w, "action", in.Action)
-	nonEmpty(w, "client_id", in.ClientID)
-	if in.Context != nil {
-		w.Value("context", in.Context)
+	if in.batch != nil {
+		w.Value("batch", in.batch)
 	}
-	w.Strings("granted_scopes", in.GrantedScopes)
+	if shared {
+		nonEmpty(w, "client_id", in.ClientID)
+		if in.Context != nil {
+			w.Value("context", in.Context)
+		}
+		w.Strings("granted_scopes", in.GrantedScopes)
+	}
 	nonEmpty(w, "method", in.Method)
 	nonEmpty(w, "path", in.Path)
-	if in.RequestedScopes != nil {
+	if shared && in.RequestedScopes != nil {
 		w.Strings("requested_scopes", in.RequestedScopes)
 	}
 	if in.Resource != nil {
 		w.Value("resource", in.Resource)
 	}
-	nonEmpty(w, "subject", in.Subject)
+	if shared {
+		nonEmpty(w, "subject", in.Subject)
+	}
 }
 
 // queuer is what a decision log may offer beyond LogDurable: queueing a

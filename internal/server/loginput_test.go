@@ -39,7 +39,7 @@ func TestLogInputMatchesMap(t *testing.T) {
 	ts := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
 	var events []decisionlog.Event
 	for i := range inputs {
-		for _, input := range []any{inputs[i].Map(), (*logInput)(&inputs[i])} {
+		for _, input := range []any{inputs[i].Map(), &logInput{Input: inputs[i]}} {
 			events = append(events, decisionlog.Event{DecisionID: "d", Timestamp: ts, Input: input})
 		}
 	}
