@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +14,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/scopegate/scopegate/internal/decisionlog"
+	"github.com/scopegate/scopegate/internal/diskguard"
 )
+
+// diskCheckEvery is how often the decision log's free disk space is read.
+const diskCheckEvery = 10 * time.Second
 
 // decisionLogConfig holds serve's --decision-log-* flags (the path itself is
 // serveConfig.decisionLog).
@@ -32,13 +37,23 @@ type decisionLogConfig struct {
 	remote      string
 	remoteToken string
 	spool       string
+	minFree     byteSize
 }
+
+// Rotation is on by default, so the log cannot fill a disk unattended:
+// 20 files of 100 MB (2 GB) are kept before the oldest is deleted.
+const (
+	defaultMaxBytes = 100_000_000
+	defaultMaxFiles = 20
+	defaultMinFree  = 1 << 30
+)
 
 func (c *decisionLogConfig) register(f *pflag.FlagSet) {
 	f.StringSliceVar(&c.mask, "decision-log-mask", nil, "also mask this JSON pointer in every record, e.g. /input/resource/owner (repeatable, or comma-separated)")
+	c.maxBytes, c.minFree = defaultMaxBytes, defaultMinFree
 	f.Var(&c.maxBytes, "decision-log-max-bytes", "rotate the decision log before it grows past this size, e.g. 100MB (0: never)")
 	f.Var(&c.maxAge, "decision-log-max-age", "rotate the decision log when its file is this old, e.g. 24h or 1d (0: never)")
-	f.IntVar(&c.maxFiles, "decision-log-max-files", 0, "keep at most this many rotated decision-log files (0: all)")
+	f.IntVar(&c.maxFiles, "decision-log-max-files", defaultMaxFiles, "keep at most this many rotated decision-log files (0: all)")
 	f.Var(&c.retention, "decision-log-retention", "delete rotated decision-log files older than this, e.g. 90d (0: keep)")
 	f.StringVar(&c.onFull, "decision-log-on-full", "block", "when the decision-log buffer is full: block (wait for room) or fail-closed (deny with log_unavailable)")
 	f.StringVar(&c.sync, "decision-log-sync", "always", "answer a decision once its record is fsynced (always), or once written, fsyncing every --decision-log-flush-interval (interval: survives a crash of scopegate, not of the machine)")
@@ -49,6 +64,7 @@ func (c *decisionLogConfig) register(f *pflag.FlagSet) {
 	f.StringVar(&c.remote, "decision-log-remote", "", "also ship the decision log to this OPA-compatible decision-log service (POST <url>/logs, gzip)")
 	f.StringVar(&c.remoteToken, "decision-log-remote-token", "", "bearer token for --decision-log-remote (prefer SCOPEGATE_DECISION_LOG_REMOTE_TOKEN)")
 	f.StringVar(&c.spool, "decision-log-spool", "", "directory for batches the remote has not accepted yet (default: <decision-log>.spool)")
+	f.Var(&c.minFree, "decision-log-min-free", "warn (operator log, scopegate_decision_log_disk_low) when the decision log's disk has less free space than this, e.g. 1GiB (0: never)")
 }
 
 // openDecisionLog opens the decision log (and its shipper, with a remote) as
@@ -97,8 +113,12 @@ func openDecisionLog(ctx context.Context, path string, c decisionLogConfig, logg
 	if c.maxFiles < 0 {
 		return nil, nil, errors.New("--decision-log-max-files must not be negative")
 	}
-	if path == "-" && (c.remote != "" || c.maxBytes > 0 || c.maxAge > 0 || c.maxFiles > 0 || c.retention > 0) {
-		return nil, nil, errors.New("--decision-log -: rotation, retention and --decision-log-remote need a decision-log file")
+	if path == "-" {
+		// The rotation defaults do not apply to stdout; settings of one do.
+		if c.remote != "" || c.maxBytes != defaultMaxBytes && c.maxBytes > 0 || c.maxAge > 0 || c.maxFiles != defaultMaxFiles && c.maxFiles > 0 || c.retention > 0 {
+			return nil, nil, errors.New("--decision-log -: rotation, retention and --decision-log-remote need a decision-log file")
+		}
+		opts.MaxBytes, opts.MaxFiles = 0, 0
 	}
 	if c.remote == "" && (c.remoteToken != "" || c.spool != "") {
 		return nil, nil, errors.New("--decision-log-remote-token and --decision-log-spool need --decision-log-remote")
@@ -127,6 +147,20 @@ func openDecisionLog(ctx context.Context, path string, c decisionLogConfig, logg
 		}
 	}
 	registerDecisionLogMetrics(reg, w, shipper)
+	if path != "-" {
+		guard := diskguard.Start(ctx, filepath.Dir(path), int64(c.minFree), diskCheckEvery, logger)
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scopegate_decision_log_disk_free_bytes",
+				Help: "Free space on the decision log's filesystem (-1: unknown)."}, func() float64 { return float64(guard.Free()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scopegate_decision_log_disk_low",
+				Help: "1 while that free space is below --decision-log-min-free: free some before the log fails closed."}, func() float64 {
+				if guard.Low() {
+					return 1
+				}
+				return 0
+			}),
+		)
+	}
 	closeAll := func(ctx context.Context) {
 		if err := w.Close(ctx); err != nil {
 			logger.Error("closing decision log", "error", err)

@@ -100,3 +100,27 @@ func logBytes(t *testing.T, path string) int64 {
 	}
 	return n
 }
+
+// TestServeWarnsOnLowDisk: below --decision-log-min-free the server warns
+// in its own log and in a metric, and keeps deciding (it fails closed only
+// once the log cannot be written).
+func TestServeWarnsOnLowDisk(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServe(t, dir, "--decision-log", filepath.Join(dir, "decisions.log"), "--decision-log-min-free", "1000000GiB")
+	if status, d := srv.decide(t, `{"granted_scopes":["user:read"],"action":"user:read"}`); status != 200 || d["allow"] != true {
+		t.Fatalf("decision on a low disk: %d %v", status, d)
+	}
+	resp, err := http.Get(srv.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "scopegate_decision_log_disk_low 1") || !strings.Contains(string(metrics), "scopegate_decision_log_disk_free_bytes ") {
+		t.Errorf("metrics do not show the low disk:\n%s", metrics)
+	}
+	srv.stop(t)
+	if !strings.Contains(srv.stderr.String(), "decision log disk is low on space") {
+		t.Errorf("no warning in the operator log:\n%s", srv.stderr)
+	}
+}
