@@ -150,7 +150,7 @@ Exit status: 0 allow, 3 deny (whatever the reason, policy errors included),
 			if err != nil {
 				return err
 			}
-			eng, err := engine.New(cmd.Context(), src, engine.WithCacheSize(0))
+			eng, err := engine.New(cmd.Context(), src, engine.WithCacheBytes(0))
 			if err != nil {
 				return &exitError{code: exitInvalid, err: err}
 			}

@@ -38,6 +38,8 @@ type serveConfig struct {
 	verificationKey   string
 	verificationKeyID string
 	verificationAlg   string
+
+	cacheBytes byteSize
 }
 
 func newServeCmd() *cobra.Command {
@@ -83,6 +85,8 @@ Every flag can also be set as SCOPEGATE_<FLAG> (e.g. SCOPEGATE_ADDR).`,
 	f.StringVar(&cfg.verificationKey, "verification-key", "", "refuse bundles not signed with this key (PEM public key, or HMAC secret file)")
 	f.StringVar(&cfg.verificationKeyID, "verification-key-id", bundle.DefaultKeyID, "name of the verification key")
 	f.StringVar(&cfg.verificationAlg, "verification-alg", "RS256", "signature algorithm: RS256, ES256, HS256, ...")
+	cfg.cacheBytes = engine.DefaultCacheBytes
+	f.Var(&cfg.cacheBytes, "decision-cache-bytes", "memory for cached decisions, keys included, e.g. 64MiB (0: no cache)")
 	return cmd
 }
 
@@ -97,6 +101,9 @@ func serve(ctx context.Context, cfg serveConfig) error {
 	if cfg.bundlePoll < 0 {
 		return errors.New("--bundle-poll must not be negative")
 	}
+	if cfg.cacheBytes < 0 {
+		return errors.New("--decision-cache-bytes must not be negative")
+	}
 	reg := prometheus.NewRegistry()
 	var srvRef atomic.Pointer[server.Server]
 	mgr := bundle.NewManager(bundle.ManagerOptions{
@@ -105,9 +112,10 @@ func serve(ctx context.Context, cfg serveConfig) error {
 				s.SetEngine(e)
 			}
 		},
-		RunTests:   cfg.bundleRunTests,
-		Logger:     logger,
-		Registerer: reg,
+		RunTests:      cfg.bundleRunTests,
+		Logger:        logger,
+		Registerer:    reg,
+		EngineOptions: []engine.Option{engine.WithCacheBytes(int64(cfg.cacheBytes))},
 	})
 	var watcher *bundle.Watcher
 	if cfg.bundle == "" {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -105,19 +106,32 @@ func checkCall(op ast.Ref, loc *ast.Location, note func(string, ...any)) {
 }
 
 // decisionCache holds recent decisions in two generations: when the young
-// one fills up, it becomes the old one and the previous old one is dropped.
-// That bounds memory (at most 2*max entries, whatever keys callers send)
-// while keeping whatever is still being asked for.
+// one has taken half the byte budget, it becomes the old one and the
+// previous old one is dropped. Entries are charged what they hold (key,
+// strings, slice headers, map overhead), so whatever keys callers send the
+// cache stays within maxBytes, while keeping what is still being asked for.
 type decisionCache struct {
 	mu         sync.RWMutex
 	young, old map[string]Decision
-	max        int
+	// youngBytes and oldBytes are the charged sizes of the generations.
+	youngBytes, oldBytes int64
+	maxBytes             int64
 
-	hits, misses atomic.Uint64
+	hits, misses, skipped atomic.Uint64
 }
 
-func newDecisionCache(max int) *decisionCache {
-	return &decisionCache{young: make(map[string]Decision, max), old: map[string]Decision{}, max: max}
+// entryOverhead is what a map entry costs beyond the bytes it points to:
+// the key's string header, the Decision struct (one string and nine slice
+// or string headers, two bools) and the map's bucket share.
+const entryOverhead = 16 + int64(unsafe.Sizeof(Decision{})) + 48
+
+// maxEntryBytes: no entry may be charged more than this (nor more than a
+// sixteenth of the budget), so outsized questions cannot crowd out the
+// common ones; a typical decision is charged well under 1 KiB.
+const maxEntryBytes = 16 << 10
+
+func newDecisionCache(maxBytes int64) *decisionCache {
+	return &decisionCache{young: map[string]Decision{}, old: map[string]Decision{}, maxBytes: maxBytes}
 }
 
 func (c *decisionCache) get(key string) (Decision, bool) {
@@ -135,13 +149,51 @@ func (c *decisionCache) get(key string) (Decision, bool) {
 	return d, ok
 }
 
+// put remembers d under key unless it is not worth it: decisions on
+// unknown scopes or invalid input echo whatever the caller sent (and a
+// caller can send endless distinct ones), and outsized entries would
+// crowd out the common questions.
 func (c *decisionCache) put(key string, d Decision) {
+	if d.Reason == ReasonUnknownScope || d.Reason == ReasonInvalidInput {
+		c.skipped.Add(1)
+		return
+	}
+	size := int64(len(key)) + decisionBytes(d) + entryOverhead
+	if size > min(maxEntryBytes, c.maxBytes/16) {
+		c.skipped.Add(1)
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.young) >= c.max {
-		c.old, c.young = c.young, make(map[string]Decision, c.max)
+	if _, ok := c.young[key]; ok {
+		return
+	}
+	if c.youngBytes+size > c.maxBytes/2 {
+		c.old, c.oldBytes = c.young, c.youngBytes
+		c.young, c.youngBytes = map[string]Decision{}, 0
 	}
 	c.young[key] = d
+	c.youngBytes += size
+}
+
+// bytes is what the cache holds now, as charged.
+func (c *decisionCache) bytes() int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.youngBytes + c.oldBytes
+}
+
+// decisionBytes is what d's strings and slices point to.
+func decisionBytes(d Decision) int64 {
+	n := int64(len(d.Reason) + len(d.Action) + len(d.Route) + len(d.Narrowest) + len(d.Remedy))
+	for _, s := range [][]string{d.RequiredAnyOf, d.GrantedEffective, d.Matched, d.Missing,
+		d.UnknownScopes, d.Explain, d.RequestedNotGranted, d.Trace} {
+		n += int64(cap(s)) * 16
+		for _, x := range s {
+			n += int64(len(x))
+		}
+	}
+	return n
 }
 
 // cacheKey identifies a decision by its keyed inputs. Granted and requested

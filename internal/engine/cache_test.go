@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -75,7 +77,7 @@ func TestCachedDecisionsMatchEvaluated(t *testing.T) {
 	if st := cached.CacheStats(); !st.Enabled {
 		t.Fatalf("repo policy not cacheable: %s", st.Disabled)
 	}
-	plain, err := New(ctx, src, WithCacheSize(0))
+	plain, err := New(ctx, src, WithCacheBytes(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +99,10 @@ func TestCachedDecisionsMatchEvaluated(t *testing.T) {
 		}
 	}
 	st := cached.CacheStats()
-	// Inputs 0 and 1 share a key: 5 distinct questions, all later ones hit.
-	if st.Misses != 5 || st.Hits != 13 {
-		t.Fatalf("hits %d misses %d, want 13 and 5", st.Hits, st.Misses)
+	// Inputs 0 and 1 share a key: 4 distinct cacheable questions, all
+	// later ones hit; the unknown scope (input 5) is never cached.
+	if st.Misses != 7 || st.Hits != 11 || st.Skipped != 3 {
+		t.Fatalf("hits %d misses %d skipped %d, want 11, 7 and 3", st.Hits, st.Misses, st.Skipped)
 	}
 }
 
@@ -118,16 +121,58 @@ func TestCacheDisabledForContextPolicies(t *testing.T) {
 	}
 }
 
-func TestCacheIsBounded(t *testing.T) {
-	c := newDecisionCache(3)
-	for i := range 100 {
-		c.put(string(rune('a'+i%26))+strings.Repeat("x", i), Decision{})
+func TestCacheIsBoundedInBytes(t *testing.T) {
+	const budget = 64 << 10
+	c := newDecisionCache(budget)
+	d := Decision{Reason: "missing_scope", Explain: []string{strings.Repeat("e", 100)}}
+	for i := range 10000 {
+		c.put(strconv.Itoa(i)+strings.Repeat("x", i%50), d)
+		if b := c.bytes(); b > budget {
+			t.Fatalf("after %d puts the cache holds %d bytes, budget %d", i+1, b, budget)
+		}
 	}
-	if n := len(c.young) + len(c.old); n > 6 {
-		t.Fatalf("cache holds %d entries, bound is 6", n)
+	if len(c.young)+len(c.old) == 0 {
+		t.Fatal("nothing cached")
 	}
 	c.put("keep", Decision{Reason: "r"})
-	if d, ok := c.get("keep"); !ok || d.Reason != "r" {
+	if got, ok := c.get("keep"); !ok || got.Reason != "r" {
 		t.Fatal("newest entry lost")
 	}
+	// One entry over a sixteenth of the budget is not cached at all.
+	c.put("big", Decision{Reason: "r", Explain: []string{strings.Repeat("e", budget/16)}})
+	if _, ok := c.get("big"); ok {
+		t.Fatal("outsized entry cached")
+	}
+	for _, r := range []string{ReasonUnknownScope, ReasonInvalidInput} {
+		c.put(r, Decision{Reason: r})
+		if _, ok := c.get(r); ok {
+			t.Fatalf("%s decision cached", r)
+		}
+	}
+}
+
+// TestCacheChargeCoversHeap checks the charge is not an underestimate:
+// the heap a full cache really holds stays within twice its budget.
+func TestCacheChargeCoversHeap(t *testing.T) {
+	const budget = 8 << 20
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	c := newDecisionCache(budget)
+	for i := range 200000 {
+		c.put(cacheKey(Input{Action: "project:read", GrantedScopes: []string{"project:read", "p" + strconv.Itoa(i)}}), Decision{
+			Reason: "allowed", Allow: true, Action: "project:read",
+			RequiredAnyOf: []string{"project:read"}, GrantedEffective: []string{"project:read", "p" + strconv.Itoa(i)},
+			Matched: []string{"project:read"}, Missing: []string{}, Explain: []string{"granted project:read allows project:read (" + strconv.Itoa(i) + ")"},
+		})
+	}
+	grown := heap() - before
+	if grown > 2*budget {
+		t.Fatalf("a full cache holds %d heap bytes, budget %d (charged %d)", grown, budget, c.bytes())
+	}
+	runtime.KeepAlive(c)
 }

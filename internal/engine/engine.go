@@ -77,16 +77,19 @@ type Engine struct {
 	logMask *rego.PreparedEvalQuery
 }
 
-// DefaultCacheSize is how many decisions an engine remembers per generation.
-const DefaultCacheSize = 10000
+// DefaultCacheBytes bounds the decision cache: about 100,000 typical
+// decisions.
+const DefaultCacheBytes = 64 << 20
 
-type config struct{ cacheSize int }
+type config struct {
+	cacheBytes int64
+}
 
 // Option configures New.
 type Option func(*config)
 
-// WithCacheSize bounds the decision cache; 0 turns it off.
-func WithCacheSize(n int) Option { return func(c *config) { c.cacheSize = n } }
+// WithCacheBytes bounds the decision cache in bytes; 0 turns it off.
+func WithCacheBytes(n int64) Option { return func(c *config) { c.cacheBytes = n } }
 
 // New compiles src's modules against its data and prepares the decision
 // query. Compile errors come back here, never at request time.
@@ -94,7 +97,7 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 	if src == nil {
 		return nil, errors.New("engine: no policy source")
 	}
-	cfg := config{cacheSize: DefaultCacheSize}
+	cfg := config{cacheBytes: DefaultCacheBytes}
 	for _, o := range options {
 		o(&cfg)
 	}
@@ -125,10 +128,10 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 	e.catalog, e.catalogErr = NewCatalogView(src.Data)
 	e.actions = &actionsSource{modules: parsed, data: src.Data}
 	switch e.noCache = cacheability(decisionModules(parsed)); {
-	case cfg.cacheSize <= 0:
+	case cfg.cacheBytes <= 0:
 		e.noCache = "cache turned off"
 	case e.noCache == "":
-		e.cache = newDecisionCache(cfg.cacheSize)
+		e.cache = newDecisionCache(cfg.cacheBytes)
 	}
 	return e, nil
 }
@@ -139,14 +142,22 @@ type CacheStats struct {
 	Enabled      bool
 	Disabled     string
 	Hits, Misses uint64
+	// Skipped counts decisions not cached (unknown scopes, invalid input,
+	// outsized); Bytes is what the cache holds, as charged to its budget.
+	Skipped uint64
+	Bytes   int64
 }
 
 // CacheStats reports the decision cache's state.
 func (e *Engine) CacheStats() CacheStats {
+	if e == nil {
+		return CacheStats{Disabled: "no policy loaded"}
+	}
 	if e.cache == nil {
 		return CacheStats{Disabled: e.noCache}
 	}
-	return CacheStats{Enabled: true, Hits: e.cache.hits.Load(), Misses: e.cache.misses.Load()}
+	return CacheStats{Enabled: true, Hits: e.cache.hits.Load(), Misses: e.cache.misses.Load(),
+		Skipped: e.cache.skipped.Load(), Bytes: e.cache.bytes()}
 }
 
 // Revision is the revision of the policy and data this engine evaluates.

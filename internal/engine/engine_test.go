@@ -163,7 +163,7 @@ func BenchmarkDecide(b *testing.B) {
 		name string
 		opts []engine.Option
 	}{
-		{"evaluate", []engine.Option{engine.WithCacheSize(0)}},
+		{"evaluate", []engine.Option{engine.WithCacheBytes(0)}},
 		{"cached", nil},
 	} {
 		e, err := engine.New(ctx, src, mode.opts...)

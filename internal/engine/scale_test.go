@@ -52,7 +52,7 @@ func BenchmarkScaling(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		e, err := engine.New(ctx, src, engine.WithCacheSize(0))
+		e, err := engine.New(ctx, src, engine.WithCacheBytes(0))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scopegate/scopegate/internal/engine"
 )
 
 type metrics struct {
@@ -42,4 +44,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (m *metrics) observe(reason string, allow bool, d time.Duration) {
 	m.decisions.WithLabelValues(reason, strconv.FormatBool(allow)).Inc()
 	m.latency.Observe(d.Seconds())
+}
+
+// registerCacheMetrics exposes the active engine's decision cache.
+func registerCacheMetrics(reg prometheus.Registerer, stats func() engine.CacheStats) {
+	counter := func(name, help string, f func(engine.CacheStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(stats())) })
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scopegate_decision_cache_bytes",
+			Help: "Memory the decision cache holds, as charged to --decision-cache-bytes."}, func() float64 { return float64(stats().Bytes) }),
+		counter("scopegate_decision_cache_hits_total", "Decisions answered from the cache (this policy revision).", func(s engine.CacheStats) uint64 { return s.Hits }),
+		counter("scopegate_decision_cache_misses_total", "Decisions evaluated, cache consulted (this policy revision).", func(s engine.CacheStats) uint64 { return s.Misses }),
+		counter("scopegate_decision_cache_skipped_total", "Decisions not cached: unknown scopes, invalid input, outsized (this policy revision).", func(s engine.CacheStats) uint64 { return s.Skipped }),
+	)
 }

@@ -83,6 +83,7 @@ func New(eng *engine.Engine, opts Options) *Server {
 		opts.Registerer, opts.Gatherer = reg, reg
 	}
 	s := &Server{opts: opts, metrics: newMetrics(opts.Registerer)}
+	registerCacheMetrics(opts.Registerer, func() engine.CacheStats { return s.engine.Load().CacheStats() })
 	if eng != nil {
 		s.engine.Store(eng)
 	}
