@@ -329,6 +329,14 @@ func TestServeSignedBundle(t *testing.T) {
 			t.Errorf("unsigned %s: /ready %d %s", form, status, raw)
 		}
 		_ = srv.cmd.Process.Kill()
+
+		// Signed or not, a bundle over --bundle-max-bytes is refused.
+		srv = startServeArgs(t, dir, "--bundle", filepath.Join(dir, "signed", form), "--verification-key", pub, "--bundle-max-bytes", "16KiB")
+		status, body, raw = srv.get(t, "/ready")
+		if status != 503 || !strings.Contains(fmt.Sprint(body["last_error"]), "16384 bytes") {
+			t.Errorf("signed %s over --bundle-max-bytes: /ready %d %s", form, status, raw)
+		}
+		_ = srv.cmd.Process.Kill()
 	}
 
 	// A key that is not a public key is refused at start-up.

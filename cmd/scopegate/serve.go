@@ -39,7 +39,8 @@ type serveConfig struct {
 	verificationKeyID string
 	verificationAlg   string
 
-	cacheBytes byteSize
+	cacheBytes     byteSize
+	bundleMaxBytes byteSize
 }
 
 func newServeCmd() *cobra.Command {
@@ -85,6 +86,8 @@ Every flag can also be set as SCOPEGATE_<FLAG> (e.g. SCOPEGATE_ADDR).`,
 	f.StringVar(&cfg.verificationKey, "verification-key", "", "refuse bundles not signed with this key (PEM public key, or HMAC secret file)")
 	f.StringVar(&cfg.verificationKeyID, "verification-key-id", bundle.DefaultKeyID, "name of the verification key")
 	f.StringVar(&cfg.verificationAlg, "verification-alg", "RS256", "signature algorithm: RS256, ES256, HS256, ...")
+	cfg.bundleMaxBytes = bundle.DefaultFileSizeLimit
+	f.Var(&cfg.bundleMaxBytes, "bundle-max-bytes", "refuse a bundle whose archive, or whose files once decompressed, exceed this size, e.g. 64MiB")
 	cfg.cacheBytes = engine.DefaultCacheBytes
 	f.Var(&cfg.cacheBytes, "decision-cache-bytes", "memory for cached decisions, keys included, e.g. 64MiB (0: no cache)")
 	return cmd
@@ -130,7 +133,10 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		logger.Info("policy loaded", "revision", src.Revision, "catalog", cfg.catalog, "policies", cfg.policies,
 			"scopes", len(src.Catalog.Scopes), "load_ms", time.Since(start).Milliseconds())
 	} else {
-		load := bundle.LoadOptions{}
+		if cfg.bundleMaxBytes <= 0 {
+			return errors.New("--bundle-max-bytes must be positive")
+		}
+		load := bundle.LoadOptions{SizeLimit: int64(cfg.bundleMaxBytes)}
 		if cfg.verificationKey != "" {
 			vc, err := bundle.NewVerificationConfig(bundle.VerificationOptions{
 				KeyFile: cfg.verificationKey, Algorithm: cfg.verificationAlg, KeyID: cfg.verificationKeyID,
@@ -142,7 +148,7 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		}
 		var err error
 		watcher, err = bundle.NewWatcher(cfg.bundle, mgr, bundle.WatchOptions{
-			Load: load, Interval: cfg.bundlePoll, BearerToken: cfg.bundleToken, Logger: logger,
+			Load: load, Interval: cfg.bundlePoll, BearerToken: cfg.bundleToken, Logger: logger, MaxBytes: int64(cfg.bundleMaxBytes),
 		})
 		if err != nil {
 			return err

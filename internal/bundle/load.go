@@ -56,8 +56,8 @@ func StageOf(err error) string {
 	return ""
 }
 
-// DefaultFileSizeLimit bounds each file inside a bundle (after
-// decompression) and, for archives, the archive itself.
+// DefaultFileSizeLimit bounds a bundle: the archive, and the total size of
+// its files after decompression.
 const DefaultFileSizeLimit = 64 << 20
 
 // LoadOptions configure reading a bundle.
@@ -65,8 +65,8 @@ type LoadOptions struct {
 	// Verification checks .signatures.json; nil means signatures are not
 	// checked (as `opa eval -b` without --verification-key).
 	Verification *opabundle.VerificationConfig
-	// SizeLimit bounds each file in the bundle; zero means
-	// DefaultFileSizeLimit.
+	// SizeLimit bounds the archive and the total size of the bundle's
+	// files after decompression; zero means DefaultFileSizeLimit.
 	SizeLimit int64
 }
 
@@ -98,36 +98,35 @@ func LoadPath(path string, opts LoadOptions) (*source.Source, error) {
 
 // ReadDir reads a bundle directory.
 func ReadDir(dir string, opts LoadOptions) (*source.Source, error) {
-	return read(func() opabundle.DirectoryLoader {
-		return opabundle.NewDirectoryLoader(dir).WithSizeLimitBytes(opts.sizeLimit())
-	}, opts)
+	if err := precheck(scanDir(dir), opts); err != nil {
+		return nil, err
+	}
+	return read(opabundle.NewDirectoryLoader(dir).WithSizeLimitBytes(opts.sizeLimit()), opts)
 }
 
 // ReadTarGz reads a bundle archive held in memory.
 func ReadTarGz(raw []byte, opts LoadOptions) (*source.Source, error) {
-	return read(func() opabundle.DirectoryLoader {
-		return opabundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), "").WithSizeLimitBytes(opts.sizeLimit())
-	}, opts)
+	if err := precheck(scanTarGz(raw), opts); err != nil {
+		return nil, err
+	}
+	return read(opabundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), "").WithSizeLimitBytes(opts.sizeLimit()), opts)
 }
 
-func read(loader func() opabundle.DirectoryLoader, opts LoadOptions) (*source.Source, error) {
-	reader := func(vc *opabundle.VerificationConfig) *opabundle.Reader {
-		return opabundle.NewCustomReader(loader()).
-			WithRegoVersion(ast.RegoV1).
-			WithLazyLoadingMode(false).
-			WithSizeLimitBytes(opts.sizeLimit() + 1).
-			WithBundleVerificationConfig(vc).
-			WithSkipBundleVerification(vc == nil)
-	}
-	b, err := reader(opts.Verification).Read()
+// read has OPA read (and, with a key, verify) a bundle that passed precheck:
+// its signature is good, so a verification error now is a file that does
+// not match it, anything else a file that does not parse.
+func read(loader opabundle.DirectoryLoader, opts LoadOptions) (*source.Source, error) {
+	b, err := opabundle.NewCustomReader(loader).
+		WithRegoVersion(ast.RegoV1).
+		WithLazyLoadingMode(false).
+		WithSizeLimitBytes(opts.sizeLimit() + 1).
+		WithBundleVerificationConfig(opts.Verification).
+		WithSkipBundleVerification(opts.Verification == nil).
+		Read()
 	if err != nil {
 		stage := StageRead
-		if opts.Verification != nil {
-			// OPA reads and verifies in one pass. Read again without the
-			// key: if that works, the signature is what is wrong.
-			if _, err2 := reader(nil).Read(); err2 == nil {
-				stage = StageVerify
-			}
+		if opts.Verification != nil && isFileVerifyError(err) {
+			stage = StageVerify
 		}
 		return nil, stageErr(stage, err)
 	}
