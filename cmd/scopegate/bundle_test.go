@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -378,4 +379,43 @@ func TestReadmeSigningSteps(t *testing.T) {
 			t.Errorf("the README's steps left %s in the repository", f)
 		}
 	}
+}
+
+// TestServeRefusesWedgedBundle: a bundle whose smoke decision would run for
+// hours is refused at the decision deadline; serve listens meanwhile, and
+// a good bundle that follows is activated (the watcher is not wedged).
+func TestServeRefusesWedgedBundle(t *testing.T) {
+	dir := t.TempDir()
+	buildBundle(t, repoPath("policies"), filepath.Join(dir, "out"))
+	live := filepath.Join(dir, "out", "scopegate")
+	authz := filepath.Join(live, "policies", "authz.rego")
+	good, err := os.ReadFile(authz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const field = `"allow": allow,`
+	if !bytes.Contains(good, []byte(field)) {
+		t.Fatal("authz.rego no longer has " + field)
+	}
+	wedged := bytes.Replace(good, []byte(field), []byte(field+` "spin": spin,`), 1)
+	wedged = append(wedged, "\nspin := count([1 | some i in numbers.range(1, 100000); some j in numbers.range(1, 100000)])\n"...)
+	if err := os.WriteFile(authz, wedged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := startServeArgs(t, dir, "--bundle", live, "--bundle-poll", "100ms", "--decision-timeout", "200ms")
+	status, body, raw := srv.get(t, "/ready")
+	if status != 503 || !strings.Contains(fmt.Sprint(body["last_error"]), "deadline") {
+		t.Fatalf("/ready with a wedged bundle: %d %s", status, raw)
+	}
+	if _, d := srv.decide(t, `{"granted_scopes":["project:manage"],"action":"project:read"}`); d["allow"] != false || d["reason"] != "policy_error" {
+		t.Fatalf("decision without a policy: %v", d)
+	}
+	if err := os.WriteFile(authz, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the good bundle", func() bool {
+		status, _, _ := srv.get(t, "/ready")
+		return status == 200
+	})
 }

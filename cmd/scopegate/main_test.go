@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,14 +73,25 @@ func startServeArgs(t *testing.T, dir string, args ...string) *running {
 	}
 	r := &running{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	addr := make(chan string, 1)
+	// With --bundle, serve listens before the first bundle is polled; the
+	// tests start from the state after that first poll.
+	firstPoll := make(chan struct{}, 1)
 	go func() {
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
 			line := sc.Text()
 			r.stderr.WriteString(line + "\n")
 			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
-				addr <- rec.Addr
+			if json.Unmarshal([]byte(line), &rec) == nil {
+				switch {
+				case rec.Msg == "listening":
+					addr <- rec.Addr
+				case rec.Msg == "policy loaded" || strings.HasPrefix(rec.Msg, "no policy active"):
+					select {
+					case firstPoll <- struct{}{}:
+					default:
+					}
+				}
 			}
 		}
 		r.done <- cmd.Wait()
@@ -90,6 +102,13 @@ func startServeArgs(t *testing.T, dir string, args ...string) *running {
 		r.url = "http://" + a
 	case <-time.After(30 * time.Second):
 		t.Fatalf("server did not start:\n%s", r.stderr)
+	}
+	if slices.Contains(args, "--bundle") {
+		select {
+		case <-firstPoll:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("first bundle poll did not finish:\n%s", r.stderr)
+		}
 	}
 	return r
 }

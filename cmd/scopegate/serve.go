@@ -39,8 +39,10 @@ type serveConfig struct {
 	verificationKeyID string
 	verificationAlg   string
 
-	cacheBytes     byteSize
-	bundleMaxBytes byteSize
+	cacheBytes        byteSize
+	bundleMaxBytes    byteSize
+	decisionTimeout   time.Duration
+	activationTimeout time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -90,6 +92,8 @@ Every flag can also be set as SCOPEGATE_<FLAG> (e.g. SCOPEGATE_ADDR).`,
 	f.Var(&cfg.bundleMaxBytes, "bundle-max-bytes", "refuse a bundle whose archive, or whose files once decompressed, exceed this size, e.g. 64MiB")
 	cfg.cacheBytes = engine.DefaultCacheBytes
 	f.Var(&cfg.cacheBytes, "decision-cache-bytes", "memory for cached decisions, keys included, e.g. 64MiB (0: no cache)")
+	f.DurationVar(&cfg.decisionTimeout, "decision-timeout", engine.DefaultEvalTimeout, "deadline for one policy evaluation; past it the decision is a deny (policy_error)")
+	f.DurationVar(&cfg.activationTimeout, "activation-timeout", bundle.DefaultActivationTimeout, "deadline for activating a policy (compile, smoke decision, --bundle-run-tests); past it the policy is refused")
 	return cmd
 }
 
@@ -104,6 +108,9 @@ func serve(ctx context.Context, cfg serveConfig) error {
 	if cfg.bundlePoll < 0 {
 		return errors.New("--bundle-poll must not be negative")
 	}
+	if cfg.decisionTimeout <= 0 || cfg.activationTimeout <= 0 {
+		return errors.New("--decision-timeout and --activation-timeout must be positive")
+	}
 	if cfg.cacheBytes < 0 {
 		return errors.New("--decision-cache-bytes must not be negative")
 	}
@@ -115,10 +122,13 @@ func serve(ctx context.Context, cfg serveConfig) error {
 				s.SetEngine(e)
 			}
 		},
-		RunTests:      cfg.bundleRunTests,
-		Logger:        logger,
-		Registerer:    reg,
-		EngineOptions: []engine.Option{engine.WithCacheBytes(int64(cfg.cacheBytes))},
+		RunTests:          cfg.bundleRunTests,
+		Logger:            logger,
+		Registerer:        reg,
+		ActivationTimeout: cfg.activationTimeout,
+		EngineOptions: []engine.Option{
+			engine.WithCacheBytes(int64(cfg.cacheBytes)), engine.WithEvalTimeout(cfg.decisionTimeout),
+		},
 	})
 	var watcher *bundle.Watcher
 	if cfg.bundle == "" {
@@ -153,9 +163,14 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		if err != nil {
 			return err
 		}
+		// The first bundle is polled once serving: a slow or wedged bundle
+		// must not keep /health from answering (/ready says 503 until one
+		// is active, and every decision is a policy_error deny).
+	}
+	firstPoll := func(ctx context.Context) {
 		if _, err := watcher.Poll(ctx); err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return
 			}
 			if cfg.bundlePoll > 0 {
 				logger.Warn("no policy active: serving denials (policy_error) until a good bundle loads",
@@ -166,7 +181,7 @@ func serve(ctx context.Context, cfg serveConfig) error {
 			}
 		} else {
 			logger.Info("policy loaded", "revision", mgr.State().Revision, "bundle", watcher.Origin(),
-				"signature_verified", load.Verification != nil, "load_ms", time.Since(start).Milliseconds())
+				"signature_verified", cfg.verificationKey != "", "load_ms", time.Since(start).Milliseconds())
 		}
 	}
 
@@ -221,6 +236,7 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		watchDone := make(chan struct{})
 		go func() {
 			defer close(watchDone)
+			firstPoll(watchCtx)
 			watcher.Run(watchCtx)
 		}()
 		defer func() {

@@ -32,7 +32,13 @@ type ManagerOptions struct {
 	Now func() time.Time
 	// EngineOptions are passed to engine.New for every activation.
 	EngineOptions []engine.Option
+	// ActivationTimeout bounds one activation: compile, smoke decision and
+	// tests. A bundle that does not finish in time is refused. Default 60s.
+	ActivationTimeout time.Duration
 }
+
+// DefaultActivationTimeout bounds an activation when none is configured.
+const DefaultActivationTimeout = time.Minute
 
 // Failure is the last refused bundle.
 type Failure struct {
@@ -81,6 +87,9 @@ func NewManager(opts ManagerOptions) *Manager {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ActivationTimeout <= 0 {
+		opts.ActivationTimeout = DefaultActivationTimeout
+	}
 	return &Manager{opts: opts, metrics: newManagerMetrics(opts.Registerer)}
 }
 
@@ -124,7 +133,9 @@ func (m *Manager) Activate(ctx context.Context, src *source.Source, origin strin
 	m.activateMu.Lock()
 	defer m.activateMu.Unlock()
 	start := m.opts.Now()
-	eng, err := m.prepare(ctx, src)
+	actx, cancel := context.WithTimeout(ctx, m.opts.ActivationTimeout)
+	eng, err := m.prepare(actx, src)
+	cancel()
 	if err != nil {
 		m.Fail(origin, err)
 		return err
@@ -173,6 +184,9 @@ func (m *Manager) prepare(ctx context.Context, src *source.Source) (*engine.Engi
 	}
 	if m.opts.RunTests {
 		results, err := policytest.Run(ctx, src)
+		if err == nil && ctx.Err() != nil {
+			err = fmt.Errorf("tests did not finish within the activation deadline: %w", ctx.Err())
+		}
 		if err != nil {
 			return nil, stageErr(StageTest, err)
 		}

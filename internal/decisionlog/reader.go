@@ -194,7 +194,7 @@ func scan(paths []string, fn func(Event) bool) error {
 		}
 		err = eachLine(f, func(n int, line []byte, complete bool) error {
 			if !complete {
-				return fmt.Errorf("decisionlog: %s:%d: truncated record (no newline)", p, n)
+				return fmt.Errorf("decisionlog: %s:%d: %w (no newline)", p, n, ErrTruncatedTail)
 			}
 			ev, err := DecodeEvent(line)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -75,14 +76,22 @@ type Engine struct {
 	// logMask is data.system.log.mask prepared, nil if the policy has none
 	// (logmask.go).
 	logMask *rego.PreparedEvalQuery
+	// evalTimeout bounds every evaluation (0: none).
+	evalTimeout time.Duration
 }
 
 // DefaultCacheBytes bounds the decision cache: about 100,000 typical
 // decisions.
 const DefaultCacheBytes = 64 << 20
 
+// DefaultEvalTimeout is how long one decision may evaluate before it is
+// a policy_error deny: scope decisions take microseconds, so a second
+// means the policy is broken or under attack.
+const DefaultEvalTimeout = time.Second
+
 type config struct {
-	cacheBytes int64
+	cacheBytes  int64
+	evalTimeout time.Duration
 }
 
 // Option configures New.
@@ -91,13 +100,17 @@ type Option func(*config)
 // WithCacheBytes bounds the decision cache in bytes; 0 turns it off.
 func WithCacheBytes(n int64) Option { return func(c *config) { c.cacheBytes = n } }
 
+// WithEvalTimeout bounds each evaluation; 0 means no deadline beyond the
+// caller's context.
+func WithEvalTimeout(d time.Duration) Option { return func(c *config) { c.evalTimeout = d } }
+
 // New compiles src's modules against its data and prepares the decision
 // query. Compile errors come back here, never at request time.
 func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, error) {
 	if src == nil {
 		return nil, errors.New("engine: no policy source")
 	}
-	cfg := config{cacheBytes: DefaultCacheBytes}
+	cfg := config{cacheBytes: DefaultCacheBytes, evalTimeout: DefaultEvalTimeout}
 	for _, o := range options {
 		o(&cfg)
 	}
@@ -121,7 +134,7 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 	if err != nil {
 		return nil, fmt.Errorf("prepare policy: %w", err)
 	}
-	e := &Engine{query: pq, revision: src.Revision}
+	e := &Engine{query: pq, revision: src.Revision, evalTimeout: cfg.evalTimeout}
 	if e.logMask, err = prepareLogMask(ctx, store, parsed); err != nil {
 		return nil, err
 	}
@@ -182,8 +195,26 @@ func (e *Engine) Decide(ctx context.Context, input ast.Value, opt Options) (Deci
 		tracer = topdown.NewBufferTracer()
 		evalOpts = append(evalOpts, rego.EvalQueryTracer(tracer))
 	}
+	if e.evalTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.evalTimeout)
+		defer cancel()
+	}
 	rs, err := e.query.Eval(ctx, evalOpts...)
 	if err != nil {
+		if ctx.Err() != nil {
+			// OPA reports cancellation as "eval_cancel_error"; say which
+			// bound was hit, so operators can tell a slow policy from a
+			// dropped client.
+			why := "the caller went away"
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				why = "exceeded its deadline"
+				if e.evalTimeout > 0 {
+					why += " (" + e.evalTimeout.String() + ")"
+				}
+			}
+			return Deny(ReasonPolicyError, "policy evaluation "+why+": denied"), fmt.Errorf("evaluate %s: %s: %w", Query, why, err)
+		}
 		return Deny(ReasonPolicyError, "policy evaluation failed: "+err.Error()), fmt.Errorf("evaluate %s: %w", Query, err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {

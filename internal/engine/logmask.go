@@ -81,6 +81,11 @@ func (e *Engine) LogMask(ctx context.Context, record map[string]any) ([]string, 
 	if !e.HasLogMask() {
 		return nil, nil
 	}
+	if e.evalTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.evalTimeout)
+		defer cancel()
+	}
 	rs, err := e.logMask.Eval(ctx, rego.EvalInput(record))
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", LogMaskQuery, err)
