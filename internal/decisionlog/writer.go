@@ -602,6 +602,12 @@ func (w *Writer) Healthy() error {
 	}
 }
 
+// Failures counts the records the writer accepted and could not write (as
+// Stats().Failed). A caller that queued records with Log and waits on a
+// later one with LogDurable compares it before and after: the log may have
+// failed and recovered in between, losing an earlier record.
+func (w *Writer) Failures() uint64 { return w.failed.Load() }
+
 // Stats returns the writer's counters.
 func (w *Writer) Stats() WriterStats {
 	return WriterStats{

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/google/uuid"
@@ -40,6 +41,11 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 	// Every record but the last is only queued; waiting for the last makes
 	// them all durable with one wait (one fsync) instead of one per check.
 	queued := make([]bool, len(ins))
+	q, _ := s.opts.Log.(queuer)
+	var failures uint64
+	if q != nil {
+		failures = q.Failures()
+	}
 	a := newAnswer()
 	// The first check's record holds the token fields the checks share;
 	// the others refer to it, so a batch writes them once.
@@ -59,7 +65,11 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 			ref.ID = resp.DecisionID
 		}
 		ref.Check = i
-		if err := s.record(r, resp.DecisionID, checkStart, in, &ref, resp, a, mask, last); err != nil {
+		err := s.record(r, resp.DecisionID, checkStart, in, &ref, resp, a, mask, last)
+		if err == nil && last && q != nil && q.Failures() != failures {
+			err = errors.New("a record of this batch may have been lost while the log failed and recovered")
+		}
+		if err != nil {
 			s.logUnavailable(&resp, err)
 			if last {
 				// The earlier records' durability rode on this one.

@@ -141,13 +141,30 @@ type queueingLog struct {
 	recordingLog
 	queued, waited int
 	failDurable    bool
+	// loseQueued drops the queued record of that number (1-based) as a log
+	// does that fails and recovers before the batch's final wait.
+	loseQueued int
+	failures   uint64
 }
 
 func (l *queueingLog) Log(ctx context.Context, ev decisionlog.Event) error {
 	l.mu.Lock()
 	l.queued++
+	lose := l.queued == l.loseQueued
+	if lose {
+		l.failures++
+	}
 	l.mu.Unlock()
+	if lose {
+		return nil // accepted, then lost
+	}
 	return l.recordingLog.LogDurable(ctx, ev)
+}
+
+func (l *queueingLog) Failures() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failures
 }
 
 func (l *queueingLog) LogDurable(ctx context.Context, ev decisionlog.Event) error {
@@ -201,6 +218,30 @@ func TestBatchLastWaitFailsAll(t *testing.T) {
 	for i, d := range out.Results {
 		if d.Allow || d.Reason != "log_unavailable" {
 			t.Errorf("check %d: %+v", i, d)
+		}
+	}
+}
+
+// TestBatchLostRecordFailsAll: a queued record lost while the log failed
+// and recovered before the final wait (which succeeds) must not leave an
+// allow without a record: the batch cannot tell whose record was lost, so
+// no check is answered as allowed.
+func TestBatchLostRecordFailsAll(t *testing.T) {
+	log := &queueingLog{loseQueued: 1}
+	url := start(t, repoEngine(t), log)
+	resp, err := http.Post(url+"/v1/decide/batch", "application/json", strings.NewReader(threeChecks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Results []decideResponse }
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(out.Results) != 3 || len(log.all()) != 2 {
+		t.Fatalf("status %d, %d results, %d records", resp.StatusCode, len(out.Results), len(log.all()))
+	}
+	for i, d := range out.Results {
+		if d.Allow || d.Reason != "log_unavailable" {
+			t.Errorf("check %d answered without a durable record: %+v", i, d)
 		}
 	}
 }

@@ -251,9 +251,14 @@ func (in *logInput) LogMembers(w decisionlog.MemberWriter) {
 
 // queuer is what a decision log may offer beyond LogDurable: queueing a
 // record without waiting for it. The log keeps queue order, so once a later
-// record is durable every earlier one is too; a batch waits once.
+// record is durable every earlier one written is too; a batch waits once.
+// But a queued record can fail and the log recover before that wait, so the
+// log also counts the records it accepted and could not write (Failures):
+// a batch that sees the count move while its records were queued cannot
+// tell whose failed, and answers none of them as allowed.
 type queuer interface {
 	Log(ctx context.Context, ev decisionlog.Event) error
+	Failures() uint64
 }
 
 // recordEvent logs the record of decision d, whose result member is result
