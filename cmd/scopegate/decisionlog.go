@@ -187,6 +187,7 @@ func registerDecisionLogMetrics(reg prometheus.Registerer, w *decisionlog.Writer
 		counter("scopegate_decision_log_rejected_total", "Records refused before queueing (buffer full under fail-closed, log failed, closed).", func() uint64 { return w.Stats().Rejected }),
 		counter("scopegate_decision_log_fsyncs_total", "fsyncs of the decision log.", func() uint64 { return w.Stats().Syncs }),
 		counter("scopegate_decision_log_rotations_total", "Decision-log file rotations.", func() uint64 { return w.Stats().Rotations }),
+		counter("scopegate_decision_log_reopens_total", "Times the active decision-log file was found deleted, renamed or replaced under the server, and reopened at its path.", func() uint64 { return w.Stats().Reopens }),
 		gauge("scopegate_decision_log_queue_length", "Records waiting in the decision-log buffer.", func() float64 { return float64(w.Stats().QueueLen) }),
 		gauge("scopegate_decision_log_healthy", "1 while the decision log accepts records, 0 after a failure (decisions are then denied).", func() float64 {
 			if w.Healthy() != nil {

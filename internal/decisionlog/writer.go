@@ -107,6 +107,7 @@ type WriterStats struct {
 	Rotations uint64
 	Syncs     uint64 // fsyncs of the active file
 	Bytes     uint64 // bytes written
+	Reopens   uint64 // times the file was found moved under the writer and reopened
 }
 
 // logFile is what the writer needs of the active file.
@@ -186,10 +187,11 @@ type Writer struct {
 	// on disk at Open); see DurableHash.
 	durable atomic.Pointer[string]
 
-	written, failed, rejected, rotations, syncs, bytes atomic.Uint64
+	written, failed, rejected, rotations, syncs, bytes, reopens atomic.Uint64
 
 	// Owned by the writer goroutine once Open returns.
 	out           logFile
+	activeInfo    os.FileInfo // identity of out, to notice it moved (moved.go)
 	lock          io.Closer
 	size          int64 // active file size, buffered bytes included
 	activeSince   time.Time
@@ -393,6 +395,7 @@ func (w *Writer) openActive(now time.Time) error {
 		return fmt.Errorf("decisionlog: open: %w", err)
 	}
 	w.size = st.Size()
+	w.activeInfo = st
 	w.activeSince = now
 	if w.size == 0 {
 		// The file may be new, or renamed away just now: make the directory durable.
@@ -619,6 +622,7 @@ func (w *Writer) Stats() WriterStats {
 		Rotations: w.rotations.Load(),
 		Syncs:     w.syncs.Load(),
 		Bytes:     w.bytes.Load(),
+		Reopens:   w.reopens.Load(),
 	}
 }
 
@@ -752,6 +756,11 @@ func (w *Writer) process(batch []*request) {
 		w.opts.beforeBatch()
 	}
 	err := w.failureErr()
+	if err == nil && w.pathMoved() {
+		if err = w.reopenMoved(); err != nil {
+			err = w.setFailure(err)
+		}
+	}
 	if err != nil {
 		w.failed.Add(uint64(len(batch)))
 	} else {
@@ -759,7 +768,15 @@ func (w *Writer) process(batch []*request) {
 		if err == nil && w.opts.Sync == SyncAlways && slices.ContainsFunc(batch, func(r *request) bool { return r.wait }) {
 			err = w.sync()
 		}
-		if err != nil {
+		if err == nil && w.pathMoved() {
+			// Moved while this batch was written: its records are not at
+			// the path, so none is acknowledged (a false alarm is safe).
+			w.failed.Add(uint64(len(batch)))
+			if err = w.reopenMoved(); err == nil {
+				err = fmt.Errorf("%w: the log file moved while this record was written", ErrUnavailable)
+			}
+		}
+		if err != nil && !errors.Is(err, ErrUnavailable) {
 			err = w.setFailure(err)
 		}
 	}
@@ -861,7 +878,13 @@ func (w *Writer) tick() {
 		}
 		return
 	}
-	err := w.rotateIfNeeded(0)
+	var err error
+	if w.pathMoved() { // noticed within a flush interval, records or not
+		err = w.reopenMoved()
+	}
+	if err == nil {
+		err = w.rotateIfNeeded(0)
+	}
 	if err == nil {
 		err = w.sync()
 	}
