@@ -323,6 +323,7 @@ func TestServeSignedBundle(t *testing.T) {
 			t.Errorf("signed %s: /ready %d %s", form, status, raw)
 		}
 		_ = srv.cmd.Process.Kill()
+		_ = srv.waitExit(t) // the next server takes over the same decision log
 
 		srv = startServeArgs(t, dir, "--bundle", filepath.Join(dir, "unsigned", form), "--verification-key", pub)
 		status, body, raw := srv.get(t, "/ready")
@@ -330,6 +331,7 @@ func TestServeSignedBundle(t *testing.T) {
 			t.Errorf("unsigned %s: /ready %d %s", form, status, raw)
 		}
 		_ = srv.cmd.Process.Kill()
+		_ = srv.waitExit(t) // the next server takes over the same decision log
 
 		// Signed or not, a bundle over --bundle-max-bytes is refused.
 		srv = startServeArgs(t, dir, "--bundle", filepath.Join(dir, "signed", form), "--verification-key", pub, "--bundle-max-bytes", "16KiB")
@@ -338,6 +340,7 @@ func TestServeSignedBundle(t *testing.T) {
 			t.Errorf("signed %s over --bundle-max-bytes: /ready %d %s", form, status, raw)
 		}
 		_ = srv.cmd.Process.Kill()
+		_ = srv.waitExit(t) // the next server takes over the same decision log
 	}
 
 	// A key that is not a public key is refused at start-up.

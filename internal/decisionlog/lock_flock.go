@@ -27,3 +27,17 @@ func lockLog(path string) (io.Closer, error) {
 	}
 	return f, nil
 }
+
+// lockActive takes an exclusive, non-blocking flock on the open active
+// file itself. The .lock file guards a path name; this guards the file
+// (its inode), so a second writer that reaches it through a symlink or a
+// hard link, under another name, is refused too. Closing f releases it.
+func lockActive(f *os.File) error {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("decisionlog: %s is being written by another writer (through another name, a link?)", f.Name())
+		}
+		return fmt.Errorf("decisionlog: lock %s: %w", f.Name(), err)
+	}
+	return nil
+}

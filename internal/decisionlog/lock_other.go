@@ -2,7 +2,10 @@
 
 package decisionlog
 
-import "io"
+import (
+	"io"
+	"os"
+)
 
 type noLock struct{}
 
@@ -10,3 +13,6 @@ func (noLock) Close() error { return nil }
 
 // lockLog is a no-op where flock is unavailable: run one writer per log.
 func lockLog(string) (io.Closer, error) { return noLock{}, nil }
+
+// lockActive is a no-op where flock is unavailable.
+func lockActive(*os.File) error { return nil }

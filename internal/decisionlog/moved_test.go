@@ -60,3 +60,32 @@ func TestLogMovedUnderTheWriter(t *testing.T) {
 		})
 	}
 }
+
+// TestSecondWriterThroughALink: a second writer that reaches the active
+// file under another name (a symlink, a hard link) is refused, as one on
+// the same path is: two writers would fork the chain.
+func TestSecondWriterThroughALink(t *testing.T) {
+	path := logPath(t)
+	w := openT(t, Options{Path: path})
+	defer closeT(t, w)
+	if err := w.LogDurable(context.Background(), testEvent(0)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sym, hard := dir+"/sym.log", dir+"/hard.log"
+	if err := os.Symlink(path, sym); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, hard); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, sym, hard} {
+		w2, err := Open(context.Background(), Options{Path: p})
+		if err == nil {
+			w2.Close(context.Background())
+			t.Errorf("a second writer opened %s", p)
+		} else if !strings.Contains(err.Error(), "another writer") && !strings.Contains(err.Error(), "held by another writer") {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}

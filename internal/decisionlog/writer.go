@@ -389,6 +389,10 @@ func (w *Writer) openActive(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("decisionlog: open: %w", err)
 	}
+	if err := lockActive(f); err != nil {
+		f.Close()
+		return err
+	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
