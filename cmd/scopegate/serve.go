@@ -210,6 +210,7 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		Status:     mgr.ReadyStatus,
 		// The auditor endpoints and /ui read the log back from here.
 		DecisionLogPath: cfg.decisionLog,
+		AllowedHosts:    cfg.security.hostsAllowed(cfg.addr),
 	})
 	// The watcher starts only below, so no activation is missed in between.
 	srvRef.Store(srv)

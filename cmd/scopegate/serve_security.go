@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -19,6 +21,7 @@ type securityConfig struct {
 	clientCA            string
 	mtlsAdmins          []string
 	insecureNoAuth      bool
+	allowedHosts        []string
 
 	// Slow or stuck clients are cut off by these, so they cannot hold
 	// connections (and goroutines) forever.
@@ -33,10 +36,21 @@ func addSecurityFlags(f *pflag.FlagSet, c *securityConfig) {
 	f.StringVar(&c.clientCA, "tls-client-ca", "", "accept client certificates signed by these CAs (mTLS); needs --tls-cert")
 	f.StringSliceVar(&c.mtlsAdmins, "mtls-admin", nil, "client certificate subject CNs that get the admin role (repeatable)")
 	f.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without authentication on a non-loopback address")
+	f.StringSliceVar(&c.allowedHosts, "allowed-host", nil, "with authentication off, also answer requests whose Host is this name (repeatable); loopback names, IP addresses and --addr's host always are")
 	f.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 5*time.Second, "time a client has to send request headers")
 	f.DurationVar(&c.readTimeout, "read-timeout", 10*time.Second, "time a client has to send a whole request")
 	f.DurationVar(&c.writeTimeout, "write-timeout", 15*time.Second, "time to answer a request, from the end of its headers")
 	f.DurationVar(&c.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection is kept")
+}
+
+// hostsAllowed are the Host names a server with authentication off answers
+// besides loopback names and IP addresses: --addr's host and --allowed-host.
+func (c securityConfig) hostsAllowed(addr string) []string {
+	hosts := slices.Clone(c.allowedHosts)
+	if h, _, err := net.SplitHostPort(addr); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	return hosts
 }
 
 // build checks the combination and returns the authenticator and the TLS

@@ -41,7 +41,7 @@ mask contains 42 if input.input.context.broken
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := server.New(eng, server.Options{Log: w})
+	h := server.New(eng, server.Options{Log: w, AllowedHosts: []string{"example.com"}}) // httptest.NewRequest's Host
 	decide := func(body string) map[string]any {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/decide", strings.NewReader(body)))

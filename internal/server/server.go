@@ -58,6 +58,10 @@ type Options struct {
 	// endpoints (/v1/admin/decisions, .../verify, /v1/admin/advice) read
 	// back; "" or "-" (stdout) turns them off.
 	DecisionLogPath string
+	// AllowedHosts are host names, besides loopback names and IP addresses,
+	// that requests may name in Host while authentication is off: the
+	// configured address's host, and --allowed-host (see guardBrowser).
+	AllowedHosts []string
 }
 
 // Server answers decisions with the engine it currently holds.
@@ -88,7 +92,7 @@ func New(eng *engine.Engine, opts Options) *Server {
 		s.engine.Store(eng)
 	}
 	r := mux.NewRouter()
-	r.Use(s.recoverPanics, withRequestID, s.authenticate)
+	r.Use(s.recoverPanics, withRequestID, s.guardBrowser, s.authenticate)
 	r.HandleFunc("/v1/decide", s.handleDecide).Methods(http.MethodPost)
 	r.HandleFunc("/v1/decide/batch", s.handleDecideBatch).Methods(http.MethodPost)
 	r.HandleFunc("/v1/scopes", s.handleScopes).Methods(http.MethodGet)
