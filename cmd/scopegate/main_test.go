@@ -62,7 +62,15 @@ func startServe(t *testing.T, dir string, args ...string) *running {
 // startServeArgs is startServe without the default --catalog/--policies.
 func startServeArgs(t *testing.T, dir string, args ...string) *running {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	return startServeUnder(t, dir, nil, args...)
+}
+
+// startServeUnder runs serve as startServeArgs does, through wrapper (a
+// command that execs its arguments, e.g. to set a resource limit).
+func startServeUnder(t *testing.T, dir string, wrapper []string, args ...string) *running {
+	t.Helper()
+	argv := append(append(slices.Clone(wrapper), binary, "serve", "--addr", "127.0.0.1:0"), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	pipe, err := cmd.StderrPipe()
 	if err != nil {

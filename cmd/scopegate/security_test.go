@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -121,5 +123,53 @@ func TestConfigFile(t *testing.T) {
 	write("out: " + out + "\nadress: x\n")
 	if msg, err := run(nil); err == nil || !strings.Contains(msg, "scopegate.yaml:2: unknown setting \"adress\"") {
 		t.Fatalf("unknown key: %v %s", err, msg)
+	}
+}
+
+// TestIdleConnectionsCannotLockOutClients runs serve under a 256
+// file-descriptor limit and holds more idle connections than that
+// (keep-alive ones, idle after a request): a new client still
+// gets an answer from /health and /v1/decide, because serve keeps its
+// connections under --max-connections (by default the fd limit less 128).
+func TestIdleConnectionsCannotLockOutClients(t *testing.T) {
+	const fds, idle = 256, 300
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash to set the fd limit")
+	}
+	dir := t.TempDir()
+	srv := startServeUnder(t, dir, []string{"bash", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, fds)},
+		"--catalog", repoPath("scopes.yaml"), "--policies", repoPath("policies"))
+	addr := strings.TrimPrefix(srv.url, "http://")
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := range idle {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		// A keep-alive connection, idle after one request (the kind the
+		// server keeps for --idle-timeout, 2 minutes).
+		fmt.Fprintf(c, "GET /health HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil && i < fds/2 {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(srv.url + "/health")
+	if err != nil {
+		t.Fatalf("/health past %d idle connections: %v", len(held), err)
+	}
+	resp.Body.Close()
+	if status, d := srv.decide(t, `{"granted_scopes":["user:read"],"action":"user:read"}`); status != 200 || d["allow"] != true {
+		t.Fatalf("decide past the limit: %d %v", status, d)
+	}
+	if open := srv.metric(t, "scopegate_connections_open"); open > fds-128 {
+		t.Errorf("%v connections open, bound %d", open, fds-128)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/scopegate/scopegate/internal/bundle"
+	"github.com/scopegate/scopegate/internal/connlimit"
 	"github.com/scopegate/scopegate/internal/engine"
 	"github.com/scopegate/scopegate/internal/server"
 	"github.com/scopegate/scopegate/internal/source"
@@ -214,6 +215,17 @@ func serve(ctx context.Context, cfg serveConfig) error {
 	})
 	// The watcher starts only below, so no activation is missed in between.
 	srvRef.Store(srv)
+	if cfg.security.maxConns < 1 || cfg.security.pressureIdle <= 0 {
+		return errors.New("--max-connections and --idle-timeout-under-pressure must be positive")
+	}
+	gate := connlimit.New(cfg.security.maxConns, cfg.security.pressureIdle)
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scopegate_connections_open", Help: "Client connections open now."},
+			func() float64 { return float64(gate.Open()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scopegate_connections_shed_total",
+			Help: "Idle connections closed to stay under --max-connections or, under pressure, past --idle-timeout-under-pressure."},
+			func() float64 { return float64(gate.Shed()) }),
+	)
 	httpSrv := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: cfg.security.readHeaderTimeout,
@@ -221,6 +233,7 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		WriteTimeout:      cfg.security.writeTimeout,
 		IdleTimeout:       cfg.security.idleTimeout,
 		MaxHeaderBytes:    16 << 10,
+		ConnState:         gate.ConnState,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.addr)

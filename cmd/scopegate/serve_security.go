@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/scopegate/scopegate/internal/auth"
+	"github.com/scopegate/scopegate/internal/connlimit"
 )
 
 // securityConfig is who may call the server and how it speaks TLS.
@@ -26,6 +27,10 @@ type securityConfig struct {
 	// Slow or stuck clients are cut off by these, so they cannot hold
 	// connections (and goroutines) forever.
 	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
+	// maxConns bounds open connections below the fd limit; past three
+	// quarters of it, idle ones are closed after pressureIdle.
+	maxConns     int
+	pressureIdle time.Duration
 }
 
 func addSecurityFlags(f *pflag.FlagSet, c *securityConfig) {
@@ -41,6 +46,8 @@ func addSecurityFlags(f *pflag.FlagSet, c *securityConfig) {
 	f.DurationVar(&c.readTimeout, "read-timeout", 10*time.Second, "time a client has to send a whole request")
 	f.DurationVar(&c.writeTimeout, "write-timeout", 15*time.Second, "time to answer a request, from the end of its headers")
 	f.DurationVar(&c.idleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection is kept")
+	f.IntVar(&c.maxConns, "max-connections", connlimit.DefaultMax(), "most connections open at once (default: the file-descriptor limit less 128, at most 10000); past it the longest-idle one is closed")
+	f.DurationVar(&c.pressureIdle, "idle-timeout-under-pressure", 5*time.Second, "past three quarters of --max-connections, how long an idle connection is kept")
 }
 
 // hostsAllowed are the Host names a server with authentication off answers
