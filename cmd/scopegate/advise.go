@@ -77,7 +77,7 @@ attributed to any client.`,
 				enc.SetEscapeHTML(false)
 				return enc.Encode(rep)
 			}
-			return printAdvice(out, rep)
+			return printAdvice(termSafe(out), rep) // client ids and actions are what callers sent
 		},
 	}
 	f := cmd.Flags()

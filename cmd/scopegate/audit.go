@@ -210,6 +210,7 @@ query reads records without checking the chain; run verify for that.`,
 				}
 				return nil
 			}
+			out = termSafe(out) // subjects and client ids are what callers sent
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME (UTC)\tSUBJECT\tCLIENT\tACTION\tALLOW\tREASON\tDECISION_ID")
 			n := 0
@@ -354,6 +355,7 @@ its token granted.`,
 				enc.SetEscapeHTML(false)
 				return enc.Encode(js)
 			}
+			out = termSafe(out) // subjects are what callers sent
 			fmt.Fprintf(out, "%s: %d allowed, %d denied\n\n", plural(sum.Records, "decision"), sum.Allowed, sum.Denied)
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			head := strings.ToUpper(by)
