@@ -11,6 +11,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"net"
@@ -155,16 +156,50 @@ func (a *Authenticator) Authenticate(r *http.Request) Caller {
 		}
 	}
 	if a.mtls && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		cn := r.TLS.VerifiedChains[0][0].Subject.CommonName
-		role := RoleDecide
-		if a.mtlsAdmins[cn] {
-			role = RoleAdmin
-		}
-		if role > best.Role {
-			best = Caller{Name: cn, Method: "mtls", Role: role}
+		if c, ok := a.certCaller(r.TLS.VerifiedChains[0][0]); ok && c.Role > best.Role {
+			best = c
 		}
 	}
 	return best
+}
+
+// oidCommonName is the X.509 attribute type of a subject's CN.
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+// certCaller is who a verified client certificate says it is. The admin
+// role is matched on the subject's one CN: Go's Subject.CommonName is the
+// last of several, so a certificate carrying two CNs (one an admin's)
+// would otherwise be read as whichever comes last. A certificate with more
+// than one CN is refused as ambiguous; one without a CN is a decide caller
+// named by its first SAN.
+func (a *Authenticator) certCaller(cert *x509.Certificate) (Caller, bool) {
+	var cns []string
+	for _, atv := range cert.Subject.Names {
+		if atv.Type.Equal(oidCommonName) {
+			v, _ := atv.Value.(string)
+			cns = append(cns, v)
+		}
+	}
+	switch len(cns) {
+	case 1:
+		role := RoleDecide
+		if a.mtlsAdmins[cns[0]] {
+			role = RoleAdmin
+		}
+		return Caller{Name: cns[0], Method: "mtls", Role: role}, true
+	case 0:
+		var name string
+		switch {
+		case len(cert.DNSNames) > 0:
+			name = cert.DNSNames[0]
+		case len(cert.URIs) > 0:
+			name = cert.URIs[0].String()
+		case len(cert.EmailAddresses) > 0:
+			name = cert.EmailAddresses[0]
+		}
+		return Caller{Name: name, Method: "mtls", Role: RoleDecide}, true
+	}
+	return Caller{}, false
 }
 
 // match compares against every token in constant time, so response time

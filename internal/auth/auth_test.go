@@ -151,6 +151,16 @@ func TestMTLS(t *testing.T) {
 	if got := get(nil); got != "none " {
 		t.Errorf("no cert: %q", got)
 	}
+	// Two CNs, the last an admin's: Go's Subject.CommonName reads the last;
+	// such a certificate is ambiguous and confers nothing.
+	c2, k2 := p.IssueCNs(t, "billing-service", "ops-console")
+	pair2, err := tls.X509KeyPair(c2, k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := get([]tls.Certificate{pair2}); got != "none " {
+		t.Errorf("certificate with two CNs: %q", got)
+	}
 	// A certificate from another CA is refused by the TLS layer.
 	other := testpki.NewCA(t)
 	c, k := other.Issue(t, "intruder", false)

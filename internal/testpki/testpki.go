@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -53,12 +54,28 @@ func NewCA(t testing.TB) *CA {
 // certificate for 127.0.0.1, or a client certificate.
 func (ca *CA) Issue(t testing.TB, cn string, server bool) (certPEM, keyPEM []byte) {
 	t.Helper()
+	return ca.issue(t, pkix.Name{CommonName: cn}, server)
+}
+
+// IssueCNs returns a client certificate whose subject holds one CN
+// attribute for each of cns, in order.
+func (ca *CA) IssueCNs(t testing.TB, cns ...string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	var subject pkix.Name
+	for _, cn := range cns {
+		subject.ExtraNames = append(subject.ExtraNames, pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: cn})
+	}
+	return ca.issue(t, subject, false)
+}
+
+func (ca *CA) issue(t testing.TB, subject pkix.Name, server bool) (certPEM, keyPEM []byte) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: cn},
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: subject,
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
