@@ -82,12 +82,11 @@ func (c securityConfig) build(addr string, logger *slog.Logger) (*auth.Authentic
 	}
 	var tlsCfg *tls.Config
 	if c.tlsCert != "" {
-		// mTLS alone must demand a certificate; with tokens too, a caller
-		// may present either.
-		tlsCfg, err = auth.ServerTLSConfig(auth.TLSOptions{
-			CertFile: c.tlsCert, KeyFile: c.tlsKey, ClientCAFile: c.clientCA,
-			RequireClientCert: c.clientCA != "" && c.tokens == "" && c.adminTokens == "",
-		})
+		// A client certificate is verified when given, never demanded at
+		// the handshake: probes connect without one, and with mTLS alone
+		// every other path still needs it (the Authenticator refuses a
+		// caller without a credential with 401).
+		tlsCfg, err = auth.ServerTLSConfig(auth.TLSOptions{CertFile: c.tlsCert, KeyFile: c.tlsKey, ClientCAFile: c.clientCA})
 		if err != nil {
 			return nil, nil, err
 		}

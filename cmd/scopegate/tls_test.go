@@ -14,8 +14,9 @@ import (
 )
 
 // TestServeMTLS: serve with --tls-cert/--tls-key/--tls-client-ca and no
-// token files demands a client certificate from the CA, over HTTPS, and
-// records the certificate's subject as the caller.
+// token files demands a client certificate from the CA for /v1/* and
+// /metrics, over HTTPS, lets probes in without one, and records the
+// certificate's subject as the caller.
 func TestServeMTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t)
@@ -41,8 +42,27 @@ func TestServeMTLS(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	if _, err := post(nil); err == nil {
-		t.Error("a client without a certificate got through")
+	if status, err := post(nil); err != nil || status != http.StatusUnauthorized {
+		t.Errorf("a client without a certificate: %d %v, want 401", status, err)
+	}
+	// Probes connect without a certificate, over the same TLS port.
+	probe := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	base := strings.TrimSuffix(url, "/v1/decide")
+	for _, p := range []string{"/health", "/ready"} {
+		resp, err := probe.Get(base + p)
+		if err != nil {
+			t.Fatalf("%s without a client certificate: %v", p, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s without a client certificate: %d", p, resp.StatusCode)
+		}
+	}
+	resp, err := probe.Get(base + "/metrics")
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/metrics without a client certificate: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	c, k := ca.Issue(t, "billing-service", false)
 	pair, err := tls.X509KeyPair(c, k)

@@ -235,10 +235,10 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 type TLSOptions struct {
 	CertFile, KeyFile string
 	// ClientCAFile, when set, makes the server ask for client certificates
-	// and verify any it gets; whether one is required depends on whether
-	// tokens are accepted too.
-	ClientCAFile      string
-	RequireClientCert bool
+	// and verify any it gets. None is required at the handshake: probes
+	// (/health, /ready) connect without one, and the Authenticator refuses
+	// every other path to a caller without a credential.
+	ClientCAFile string
 }
 
 // ServerTLSConfig builds a TLS config with modern defaults (TLS 1.2+, Go's
@@ -266,9 +266,6 @@ func ServerTLSConfig(o TLSOptions) (*tls.Config, error) {
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.VerifyClientCertIfGiven
-		if o.RequireClientCert {
-			cfg.ClientAuth = tls.RequireAndVerifyClientCert
-		}
 	}
 	return cfg, nil
 }
