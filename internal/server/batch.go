@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -50,6 +51,9 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 	// The first check's record holds the token fields the checks share;
 	// the others refer to it, so a batch writes them once.
 	ref := batchRef{Checks: len(ins)}
+	// Each check is timed from its own start (the first from the request's)
+	// to its record, the last one's wait included.
+	took := make([]time.Duration, len(ins))
 	for i, in := range ins {
 		checkStart := start
 		if i > 0 {
@@ -83,9 +87,10 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 			queued[i] = true
 		}
 		out.Results[i] = resp
+		took[i] = s.opts.Now().Sub(checkStart)
 	}
-	for _, resp := range out.Results {
-		s.metrics.observe(resp.Reason, resp.Allow, s.opts.Now().Sub(start))
+	for i, resp := range out.Results {
+		s.metrics.observe(resp.Reason, resp.Allow, took[i])
 	}
 	a.recycle()
 	writeJSON(w, http.StatusOK, out)

@@ -7,9 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scopegate/scopegate/internal/decisionlog"
+	"github.com/scopegate/scopegate/internal/server"
 )
 
 type batchJSON struct {
@@ -244,4 +249,47 @@ func TestBatchLostRecordFailsAll(t *testing.T) {
 			t.Errorf("check %d answered without a durable record: %+v", i, d)
 		}
 	}
+}
+
+// TestBatchChecksTimedFromTheirOwnStart: scopegate_decision_duration_seconds
+// times each check of a batch from its own start, not from the batch's, so
+// a batch of 50 checks does not report 50 long decisions. The clock moves
+// 1ms each time it is read.
+func TestBatchChecksTimedFromTheirOwnStart(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(0, 0)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Millisecond)
+		return now
+	}
+	reg := prometheus.NewRegistry()
+	url := newTestServer(t, server.New(repoEngine(t), server.Options{Now: clock, Registerer: reg, Gatherer: reg}))
+	checks := strings.TrimSuffix(strings.Repeat(`{"action":"user:read"},`, 50), ",")
+	resp, err := http.Post(url+"/v1/decide/batch", "application/json", strings.NewReader(`{"scope":"user:read","checks":[`+checks+`]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "scopegate_decision_duration_seconds" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 50 {
+			t.Fatalf("%d observations, want 50", h.GetSampleCount())
+		}
+		// Each check reads the clock a few times: a few ms each, 0.25s in
+		// all at most. Timed from the batch start, they add up to seconds.
+		if sum := h.GetSampleSum(); sum > 0.25 {
+			t.Errorf("checks' durations add up to %.3fs: timed from the batch start?", sum)
+		}
+		return
+	}
+	t.Fatal("no scopegate_decision_duration_seconds")
 }
