@@ -215,6 +215,7 @@ func serve(ctx context.Context, cfg serveConfig) error {
 	})
 	// The watcher starts only below, so no activation is missed in between.
 	srvRef.Store(srv)
+	go srv.IndexLog(ctx, time.Second) // the auditor endpoints' index, kept current
 	if cfg.security.maxConns < 1 || cfg.security.pressureIdle <= 0 {
 		return errors.New("--max-connections and --idle-timeout-under-pressure must be positive")
 	}

@@ -68,6 +68,23 @@ type lineError struct {
 
 func (e *lineError) Error() string { return string(e.kind) + ": " + e.detail }
 
+// CheckLine verifies one record line (without its newline) as Verify does,
+// and returns its prev_hash and hash; linking it to the record before is
+// the caller's business. A bad line's error is a *ChainError whose File
+// and Line the caller fills in. It lets an index verify a log
+// incrementally, each record once, as it is appended.
+func CheckLine(line []byte) (prev, hash string, err error) {
+	rec, err := verifyLine(line)
+	if err != nil {
+		ce := &ChainError{Kind: KindMalformed, Detail: err.Error()}
+		if le, ok := errors.AsType[*lineError](err); ok {
+			ce.Kind, ce.Detail = le.kind, le.detail
+		}
+		return "", "", ce
+	}
+	return rec.prev, rec.hash, nil
+}
+
 // verifyLine parses a line (without its newline), recomputes its hash and
 // returns its prev_hash and hash. The link to the previous record is the
 // caller's business.

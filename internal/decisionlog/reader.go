@@ -101,20 +101,22 @@ func (v *verifier) file(name string, r io.Reader) error {
 
 // Filter selects records. Zero fields match everything.
 type Filter struct {
-	Subject  string
-	ClientID string
-	Scope    string // present in input.granted_scopes (or the space-separated input.scope)
-	Reason   string
-	Allow    *bool
-	From     time.Time // inclusive
-	To       time.Time // exclusive
-	Limit    int       // at most this many records (0: all)
+	DecisionID string
+	Subject    string
+	ClientID   string
+	Scope      string // present in input.granted_scopes (or the space-separated input.scope)
+	Reason     string
+	Allow      *bool
+	From       time.Time // inclusive
+	To         time.Time // exclusive
+	Limit      int       // at most this many records (0: all)
 }
 
 // Match reports whether ev passes the filter (Limit aside).
 func (f Filter) Match(ev Event) bool {
 	switch {
-	case f.Subject != "" && ev.Subject != f.Subject,
+	case f.DecisionID != "" && ev.DecisionID != f.DecisionID,
+		f.Subject != "" && ev.Subject != f.Subject,
 		f.ClientID != "" && ev.ClientID != f.ClientID,
 		f.Reason != "" && ev.Reason != f.Reason,
 		f.Allow != nil && ev.Allow != *f.Allow,
@@ -326,6 +328,18 @@ func (h *batchHeads) resolve(ev Event) {
 	if !ok {
 		return // its first record was not read (another file, or a filter's window)
 	}
+	fillShared(in, head)
+}
+
+// FillBatch fills the input of a batch check's record, in, with the shared
+// members its batch wrote once, in its first record, head.
+func FillBatch(in map[string]any, head Event) {
+	if h, ok := head.Input.(map[string]any); ok && in != nil {
+		fillShared(in, h)
+	}
+}
+
+func fillShared(in, head map[string]any) {
 	for _, k := range batchShared {
 		if v, ok := head[k]; ok {
 			if _, have := in[k]; !have {

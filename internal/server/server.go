@@ -20,6 +20,7 @@ import (
 	"github.com/scopegate/scopegate/internal/auth"
 	"github.com/scopegate/scopegate/internal/decisionlog"
 	"github.com/scopegate/scopegate/internal/engine"
+	"github.com/scopegate/scopegate/internal/logindex"
 	"github.com/scopegate/scopegate/internal/request"
 )
 
@@ -71,6 +72,10 @@ type Server struct {
 	opts    Options
 	router  *mux.Router
 	metrics *metrics
+	// index answers the auditor endpoints once IndexLog has built it
+	// (indexed); until then they read the files (admin.go).
+	index   *logindex.Index
+	indexed atomic.Bool
 }
 
 // New builds a server. eng may be nil: until SetEngine gives it one, every
@@ -87,6 +92,9 @@ func New(eng *engine.Engine, opts Options) *Server {
 		opts.Registerer, opts.Gatherer = reg, reg
 	}
 	s := &Server{opts: opts, metrics: newMetrics(opts.Registerer)}
+	if p := opts.DecisionLogPath; p != "" && p != "-" {
+		s.index = logindex.New(p)
+	}
 	registerCacheMetrics(opts.Registerer, func() engine.CacheStats { return s.engine.Load().CacheStats() })
 	if eng != nil {
 		s.engine.Store(eng)
