@@ -34,9 +34,10 @@ bench:
 	go test -run '^$$' -bench . -benchmem -count 6 ./internal/engine/ ./internal/decisionlog/ ./internal/bundle/
 	go test -run '^$$' -bench BenchmarkDecideLog -benchtime 2s ./internal/server/
 
-# scopegate vs opa run --server over HTTP, same policy, same run (loopback, bounded).
+# scopegate vs opa run --server over HTTP on what a gateway forwards (fresh ids,
+# many tokens, ABAC), interleaved rounds, with ratios; bench/run alone repeats 20 questions.
 bench-http:
-	bench/run
+	bench/run -workload realistic -rounds 3
 
 # Decision throughput with the decision log on against off, one process per run.
 bench-log:

@@ -35,6 +35,7 @@ type config struct {
 	workers                int
 	rounds                 int
 	serveArgs              string
+	bodies                 int
 }
 
 func main() {
@@ -49,10 +50,18 @@ func main() {
 	flag.IntVar(&cfg.rounds, "rounds", 1, "how many times to repeat the throughput step per server (alternating)")
 	flag.StringVar(&cfg.serveArgs, "serve-args", "", "extra flags for scopegate serve, space-separated (e.g. \"--decision-log-sync always\")")
 	soakMode := flag.Bool("soak", false, "instead of comparing with OPA, hold -rate for -duration with a mix of good and bad requests and check nothing is lost")
+	workload := flag.String("workload", "repeated", "repeated: bench/requests.jsonl against opa on the same policy; realistic: fresh ids, many tokens, ABAC, against opa on the same policy and a minimal check (realistic.go)")
+	flag.IntVar(&cfg.bodies, "bodies", 100000, "realistic: how many distinct questions (more than a step sends, so each id is fresh)")
 	flag.Parse()
 	runner := run
-	if *soakMode {
+	switch {
+	case *soakMode:
 		runner = soak
+	case *workload == "realistic":
+		runner = realistic
+	case *workload != "repeated":
+		fmt.Fprintln(os.Stderr, "bench: -workload is repeated or realistic")
+		os.Exit(2)
 	}
 	if err := runner(context.Background(), cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -63,6 +72,8 @@ func main() {
 // server is one system under test.
 type server struct {
 	name    string
+	bin     string
+	args    []string
 	cmd     *exec.Cmd
 	base    string
 	decide  string // URL answering a decision
