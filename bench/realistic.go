@@ -80,7 +80,9 @@ func realistic(ctx context.Context, cfg config) error {
 		return err
 	}
 	fmt.Printf("abac: %d distinct questions; scopegate and opa agree on each of the first %d, %.0f%% denied\n", len(abacBodies), min(len(abacBodies), checkBodies), 100*deniedABAC)
-	minimal, err := minimalBodies(sg, opMin, diverse, checkBodies)
+	// OPA keeps no decision cache, so the minimal check's questions need
+	// not be fresh: those of the checked questions, cycled.
+	minimal, err := minimalBodies(sg, opMin, diverse[:min(len(diverse), checkBodies)])
 	if err != nil {
 		return err
 	}
@@ -187,7 +189,7 @@ func agree(a, b *server, bodies [][]byte) (float64, error) {
 // token's scopes and the scopes its action needs, as scopegate resolved
 // them (route and named action included); and checks that the minimal
 // check allows exactly what scopegate allows.
-func minimalBodies(sg, opMin *server, bodies [][]byte, check int) ([][]byte, error) {
+func minimalBodies(sg, opMin *server, bodies [][]byte) ([][]byte, error) {
 	out := make([][]byte, len(bodies))
 	for i, x := range bodies {
 		var d struct {
@@ -205,9 +207,6 @@ func minimalBodies(sg, opMin *server, bodies [][]byte, check int) ([][]byte, err
 		}
 		m, _ := json.Marshal(map[string]any{"granted_scopes": in.GrantedScopes, "any_of": d.RequiredAnyOf})
 		out[i] = m
-		if i >= check {
-			continue
-		}
 		var res struct {
 			Result struct{ Allow bool } `json:"result"`
 		}

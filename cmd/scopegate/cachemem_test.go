@@ -27,12 +27,13 @@ func cacheAttack(n int) string {
 	return `{"granted_scopes":` + list + `,"requested_scopes":` + list + `,"checks":[` + strings.Join(checks, ",") + `]}`
 }
 
-// routeFlood is a batch of 100 cacheable checks, each a route with a long
-// fresh id, distinct for each n.
+// routeFlood is a batch of 100 cacheable checks, each a long path that no
+// route matches (so it is keyed on the path, not a route), distinct for
+// each n.
 func routeFlood(n int) string {
 	checks := make([]string, 100)
 	for i := range checks {
-		checks[i] = fmt.Sprintf(`{"method":"GET","path":"/projects/%s-%d-%d"}`, strings.Repeat("p", 1500), n, i)
+		checks[i] = fmt.Sprintf(`{"method":"GET","path":"/nowhere/%s-%d-%d"}`, strings.Repeat("p", 1500), n, i)
 	}
 	return `{"scope":"project:read","checks":[` + strings.Join(checks, ",") + `]}`
 }

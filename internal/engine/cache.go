@@ -199,6 +199,15 @@ func decisionBytes(d Decision) int64 {
 // cacheKey identifies a decision by its keyed inputs. Granted and requested
 // scopes are sorted because the policy treats them as sets. Every part is
 // length-prefixed, so no field content can make two inputs collide.
+func (e *Engine) cacheKey(in Input) string {
+	if e.routeKeys != nil && in.Action == "" {
+		if id, ok := e.routeKeys.match(in.Method, in.Path); ok {
+			in.Path = "\x00route:" + id // no path holds a NUL (request.checkPath)
+		}
+	}
+	return cacheKey(in)
+}
+
 func cacheKey(in Input) string {
 	b := make([]byte, 0, 128)
 	str := func(s string) {

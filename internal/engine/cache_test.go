@@ -99,10 +99,11 @@ func TestCachedDecisionsMatchEvaluated(t *testing.T) {
 		}
 	}
 	st := cached.CacheStats()
-	// Inputs 0 and 1 share a key: 4 distinct cacheable questions, all
-	// later ones hit; the unknown scope (input 5) is never cached.
-	if st.Misses != 7 || st.Hits != 11 || st.Skipped != 3 {
-		t.Fatalf("hits %d misses %d skipped %d, want 11, 7 and 3", st.Hits, st.Misses, st.Skipped)
+	// Inputs 0 and 1 share a key, and so do 2 and 3 (the same route, another
+	// id): 3 distinct cacheable questions, all later ones hit; the unknown
+	// scope (input 5) is never cached.
+	if st.Misses != 6 || st.Hits != 12 || st.Skipped != 3 || !st.RouteKeys {
+		t.Fatalf("hits %d misses %d skipped %d route keys %v (%s), want 12, 6 and 3 on route keys", st.Hits, st.Misses, st.Skipped, st.RouteKeys, st.RouteNote)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
 
@@ -73,6 +74,11 @@ type Engine struct {
 	catalogErr error
 	// actions evaluates data.scopegate.actions on first use (actions.go).
 	actions *actionsSource
+	// routeKeys, when set, keys cached route decisions on the route the
+	// path picks rather than on the path (routes.go); routeNote says why
+	// it is not set.
+	routeKeys *routeTable
+	routeNote string
 	// logMask is data.system.log.mask prepared, nil if the policy has none
 	// (logmask.go).
 	logMask *rego.PreparedEvalQuery
@@ -145,8 +151,26 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 		e.noCache = "cache turned off"
 	case e.noCache == "":
 		e.cache = newDecisionCache(cfg.cacheBytes)
+		e.routeKeys = e.prepareRouteKeys(ctx, store, parsed)
 	}
 	return e, nil
+}
+
+// prepareRouteKeys returns the route table to key cached decisions on, or
+// nil (and why, in routeNote) to key them on the path.
+func (e *Engine) prepareRouteKeys(ctx context.Context, store storage.Store, parsed []*ast.Module) *routeTable {
+	if e.routeNote = routeKeyability(decisionModules(parsed)); e.routeNote != "" {
+		return nil
+	}
+	t, err := loadRouteTable(ctx, store, parsed)
+	if err == nil {
+		err = e.checkRouteKeys(ctx, t)
+	}
+	if err != nil {
+		e.routeNote = err.Error()
+		return nil
+	}
+	return t
 }
 
 // CacheStats says whether decisions are cached (and if not, why) and how
@@ -159,6 +183,10 @@ type CacheStats struct {
 	// outsized); Bytes is what the cache holds, as charged to its budget.
 	Skipped uint64
 	Bytes   int64
+	// RouteKeys: route decisions are keyed on the route the path picks,
+	// not the path (routes.go); RouteNote says why not.
+	RouteKeys bool
+	RouteNote string
 }
 
 // CacheStats reports the decision cache's state.
@@ -170,7 +198,7 @@ func (e *Engine) CacheStats() CacheStats {
 		return CacheStats{Disabled: e.noCache}
 	}
 	return CacheStats{Enabled: true, Hits: e.cache.hits.Load(), Misses: e.cache.misses.Load(),
-		Skipped: e.cache.skipped.Load(), Bytes: e.cache.bytes()}
+		Skipped: e.cache.skipped.Load(), Bytes: e.cache.bytes(), RouteKeys: e.routeKeys != nil, RouteNote: e.routeNote}
 }
 
 // Revision is the revision of the policy and data this engine evaluates.
@@ -362,7 +390,7 @@ func (e *Engine) DecideInput(ctx context.Context, in Input, opt Options) (Decisi
 	}
 	var key string
 	if e.cache != nil && !opt.Trace {
-		key = cacheKey(in)
+		key = e.cacheKey(in)
 		if d, ok := e.cache.get(key); ok {
 			return d, nil
 		}
