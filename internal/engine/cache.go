@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -23,21 +24,30 @@ var keyedInputs = map[string]bool{
 	"scope": true,
 }
 
-// cacheability reports why the modules' decision cannot be cached, or "".
-// Reading any other input field (subject, resource, context, the whole
-// input), or calling a non-deterministic builtin (time, rand, http.send),
-// makes a decision depend on more than the key.
-func cacheability(modules []*ast.Module) string {
+// cacheability reports why the modules' decision cannot be cached, or "",
+// and the input fields beyond keyedInputs that it reads: a cached decision
+// is keyed on those fields' values too (an owner check reads
+// input.resource.owner and input.subject), so it stays what evaluating
+// would give. Reading the whole input or a key computed at evaluation, or
+// calling a non-deterministic builtin (time, rand, http.send), makes a
+// decision depend on more than any key.
+func cacheability(modules []*ast.Module) (string, [][]string) {
 	var why string
 	note := func(format string, args ...any) {
 		if why == "" {
 			why = fmt.Sprintf(format, args...)
 		}
 	}
+	var fields [][]string
+	field := func(path []string) {
+		if !slices.ContainsFunc(fields, func(f []string) bool { return slices.Equal(f, path) }) {
+			fields = append(fields, path)
+		}
+	}
 	for _, m := range modules {
 		for _, imp := range m.Imports {
 			if ref, ok := imp.Path.Value.(ast.Ref); ok && ref.HasPrefix(ast.InputRootRef) {
-				checkInputRef(ref, imp.Location, note)
+				checkInputRef(ref, imp.Location, note, field)
 			}
 		}
 		for _, r := range m.Rules {
@@ -48,7 +58,7 @@ func cacheability(modules []*ast.Module) string {
 					switch v := x.Value.(type) {
 					case ast.Ref:
 						if v.HasPrefix(ast.InputRootRef) {
-							checkInputRef(v, x.Location, note)
+							checkInputRef(v, x.Location, note, field)
 						}
 						for _, t := range v[1:] {
 							vis.Walk(t)
@@ -73,10 +83,24 @@ func cacheability(modules []*ast.Module) string {
 			vis.Walk(r)
 		}
 	}
-	return why
+	if why != "" {
+		return why, nil
+	}
+	// A field read whole covers the fields read inside it.
+	slices.SortFunc(fields, func(a, b []string) int { return slices.Compare(a, b) })
+	kept := fields[:0]
+	for _, f := range fields {
+		if len(kept) > 0 && len(f) >= len(kept[len(kept)-1]) && slices.Equal(f[:len(kept[len(kept)-1])], kept[len(kept)-1]) {
+			continue
+		}
+		kept = append(kept, f)
+	}
+	return "", kept
 }
 
-func checkInputRef(ref ast.Ref, loc *ast.Location, note func(string, ...any)) {
+// checkInputRef notes why ref defeats the cache, or passes the input field
+// it reads (its leading object keys) to field.
+func checkInputRef(ref ast.Ref, loc *ast.Location, note func(string, ...any), field func([]string)) {
 	if len(ref) < 2 {
 		note("%s reads the whole input", where(loc))
 		return
@@ -86,9 +110,18 @@ func checkInputRef(ref ast.Ref, loc *ast.Location, note func(string, ...any)) {
 		note("%s reads input with a computed key", where(loc))
 		return
 	}
-	if !keyedInputs[string(key)] {
-		note("%s reads input.%s", where(loc), string(key))
+	if keyedInputs[string(key)] {
+		return
 	}
+	path := []string{string(key)}
+	for _, t := range ref[2:] {
+		s, ok := t.Value.(ast.String)
+		if !ok {
+			break // input.resource[x]: keyed on all of input.resource
+		}
+		path = append(path, string(s))
+	}
+	field(path)
 }
 
 // where names a source position as file:row.
@@ -205,7 +238,44 @@ func (e *Engine) cacheKey(in Input) string {
 			in.Path = "\x00route:" + id // no path holds a NUL (request.checkPath)
 		}
 	}
-	return cacheKey(in)
+	key := cacheKey(in)
+	if len(e.cacheFields) == 0 {
+		return key
+	}
+	// The other fields the policy reads, by value: absent, or canonical
+	// JSON (json.Marshal sorts object keys).
+	b := []byte(key)
+	m := in.Map()
+	for _, f := range e.cacheFields {
+		v, ok := lookupPath(m, f)
+		if !ok {
+			b = append(b, '-')
+			continue
+		}
+		enc, err := json.Marshal(v)
+		if err != nil {
+			return "" // not cached
+		}
+		b = strconv.AppendInt(b, int64(len(enc)), 10)
+		b = append(b, ':')
+		b = append(b, enc...)
+	}
+	return string(b)
+}
+
+// lookupPath is the value at path (object keys) in m.
+func lookupPath(m map[string]any, path []string) (any, bool) {
+	var v any = m
+	for _, k := range path {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = obj[k]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 func cacheKey(in Input) string {

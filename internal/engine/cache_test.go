@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"runtime"
 	"strconv"
@@ -18,19 +20,24 @@ func TestCacheability(t *testing.T) {
 		name, module, why string
 	}{
 		{"keyed fields only", "package p\n\nx if input.action == input.granted_scopes[0]\n\ny := input.method\n\nz := data.q[input.path]\n", ""},
-		{"subject", "package p\n\nx if input.subject == \"a\"\n", "reads input.subject"},
-		{"nested in data ref", "package p\n\nx := data.q[input.context.k]\n", "reads input.context"},
+		{"subject", "package p\n\nx if input.subject == \"a\"\n", "=subject"},
+		{"nested in data ref", "package p\n\nx := data.q[input.context.k]\n", "=context.k"},
+		{"owner check", "package p\n\nx if input.resource.owner == input.subject\n\ny := input.resource[k] if some k in [\"id\"]\n", "=resource subject"},
 		{"whole input", "package p\n\nx := input\n", "the whole input"},
 		{"computed key", "package p\n\nx := input[k] if some k in [\"action\"]\n", "computed key"},
-		{"import alias", "package p\n\nimport input.resource as r\n\nx := r.id\n", "reads input.resource"},
+		{"import alias", "package p\n\nimport input.resource as r\n\nx := r.id\n", "=resource"},
 		{"time", "package p\n\nx := time.now_ns()\n", "non-deterministic builtin time.now_ns"},
 		{"rand in body", "package p\n\nx if { rand.intn(\"k\", 10) > 5 }\n", "non-deterministic builtin rand.intn"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := ast.MustParseModuleWithOpts(tc.module, ast.ParserOptions{RegoVersion: ast.RegoV1})
-			why := cacheability([]*ast.Module{m})
-			if tc.why == "" && why != "" || !strings.Contains(why, tc.why) {
-				t.Fatalf("cacheability = %q, want %q", why, tc.why)
+			why, fields := cacheability([]*ast.Module{m})
+			got := why
+			if why == "" && len(fields) > 0 {
+				got = "=" + strings.Join(fieldNames(fields), " ")
+			}
+			if tc.why == "" && got != "" || !strings.Contains(got, tc.why) {
+				t.Fatalf("cacheability = %q, want %q", got, tc.why)
 			}
 		})
 	}
@@ -107,18 +114,55 @@ func TestCachedDecisionsMatchEvaluated(t *testing.T) {
 	}
 }
 
-func TestCacheDisabledForContextPolicies(t *testing.T) {
+// TestCacheKeyedOnTheFieldsAnABACPolicyReads: a policy that reads
+// resource.owner and subject keeps its cache, keyed on those values too;
+// on generated ABAC questions every cached answer is what evaluating gives.
+func TestCacheKeyedOnTheFieldsAnABACPolicyReads(t *testing.T) {
 	src, err := source.FromFiles("../../scopes.yaml", "../../policies")
 	if err != nil {
 		t.Fatal(err)
 	}
-	src.Modules["owner.rego"] = "package scopegate.extra\n\nowner_only if input.resource.owner == input.subject\n"
-	e, err := New(context.Background(), src)
+	for name, text := range src.Modules {
+		if strings.HasSuffix(name, "/authz.rego") {
+			const allowed = "} else := \"allowed\" if {\n\tcount(matched) > 0\n}"
+			if !strings.Contains(text, allowed) {
+				t.Fatal("authz.rego no longer has the allowed rule")
+			}
+			src.Modules[name] = strings.Replace(text, allowed, "} else := \"allowed\" if {\n\tcount(matched) > 0\n\towner_ok\n}", 1) +
+				"\ndefault owner_ok := true\n\nowner_ok := input.resource.owner == input.subject if input.resource.owner\n"
+		}
+	}
+	ctx := context.Background()
+	cached, err := New(ctx, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := e.CacheStats(); st.Enabled || !strings.Contains(st.Disabled, "owner.rego:3") {
+	st := cached.CacheStats()
+	if !st.Enabled || strings.Join(st.Fields, " ") != "resource.owner subject" {
 		t.Fatalf("cache stats %+v", st)
+	}
+	plain, err := New(ctx, src, WithCacheBytes(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 8))
+	for i := range 400 {
+		in := Input{GrantedScopes: [][]string{{"project:read"}, {"project:manage"}, {"user:read"}}[r.IntN(3)],
+			Method: "GET", Path: fmt.Sprintf("/projects/%d", r.IntN(50)), Subject: fmt.Sprintf("u%d", r.IntN(3))}
+		switch r.IntN(3) {
+		case 0:
+			in.Resource = map[string]any{"type": "project", "owner": fmt.Sprintf("u%d", r.IntN(3))}
+		case 1:
+			in.Resource = map[string]any{"type": "project"}
+		}
+		want, err1 := plain.DecideInput(ctx, in, Options{})
+		got, err2 := cached.DecideInput(ctx, in, Options{})
+		if err1 != nil || err2 != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("question %d %+v: cached %+v (%v), evaluated %+v (%v)", i, in, got, err2, want, err1)
+		}
+	}
+	if st := cached.CacheStats(); st.Hits < 200 {
+		t.Fatalf("only %d hits of 400", st.Hits)
 	}
 }
 

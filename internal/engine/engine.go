@@ -79,6 +79,9 @@ type Engine struct {
 	// it is not set.
 	routeKeys *routeTable
 	routeNote string
+	// cacheFields are the input fields beyond the always-keyed ones that
+	// the policy reads; cached decisions are keyed on their values too.
+	cacheFields [][]string
 	// logMask is data.system.log.mask prepared, nil if the policy has none
 	// (logmask.go).
 	logMask *rego.PreparedEvalQuery
@@ -146,7 +149,8 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 	}
 	e.catalog, e.catalogErr = NewCatalogView(src.Data)
 	e.actions = &actionsSource{modules: parsed, data: src.Data}
-	switch e.noCache = cacheability(decisionModules(parsed)); {
+	e.noCache, e.cacheFields = cacheability(decisionModules(parsed))
+	switch {
 	case cfg.cacheBytes <= 0:
 		e.noCache = "cache turned off"
 	case e.noCache == "":
@@ -154,6 +158,14 @@ func New(ctx context.Context, src *source.Source, options ...Option) (*Engine, e
 		e.routeKeys = e.prepareRouteKeys(ctx, store, parsed)
 	}
 	return e, nil
+}
+
+func fieldNames(fields [][]string) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = strings.Join(f, ".")
+	}
+	return out
 }
 
 // prepareRouteKeys returns the route table to key cached decisions on, or
@@ -187,6 +199,9 @@ type CacheStats struct {
 	// not the path (routes.go); RouteNote says why not.
 	RouteKeys bool
 	RouteNote string
+	// Fields are the other input fields decisions are keyed on, because the
+	// policy reads them (e.g. resource.owner, subject).
+	Fields []string
 }
 
 // CacheStats reports the decision cache's state.
@@ -198,7 +213,8 @@ func (e *Engine) CacheStats() CacheStats {
 		return CacheStats{Disabled: e.noCache}
 	}
 	return CacheStats{Enabled: true, Hits: e.cache.hits.Load(), Misses: e.cache.misses.Load(),
-		Skipped: e.cache.skipped.Load(), Bytes: e.cache.bytes(), RouteKeys: e.routeKeys != nil, RouteNote: e.routeNote}
+		Skipped: e.cache.skipped.Load(), Bytes: e.cache.bytes(), RouteKeys: e.routeKeys != nil, RouteNote: e.routeNote,
+		Fields: fieldNames(e.cacheFields)}
 }
 
 // Revision is the revision of the policy and data this engine evaluates.
