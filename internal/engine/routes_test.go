@@ -68,6 +68,14 @@ func regoRoutes(t testing.TB, routes []Route) *Engine {
 	return e
 }
 
+// goTable is the Go route table of routes, read as the engine reads them.
+func goTable(routes []Route) *routeTable {
+	var doc []any
+	raw, _ := json.Marshal(routes)
+	_ = json.Unmarshal(raw, &doc)
+	return newRouteTable(doc)
+}
+
 // sameRoute checks that the Go route table picks, for method and path, the
 // route the Rego matcher picks (or none when it picks none).
 func sameRoute(t testing.TB, e *Engine, table *routeTable, method, path string) {
@@ -96,10 +104,7 @@ func TestRouteTableMatchesRego(t *testing.T) {
 	for range 25 {
 		routes := randomRoutes(r)
 		e := regoRoutes(t, routes)
-		var doc []any
-		raw, _ := json.Marshal(routes)
-		_ = json.Unmarshal(raw, &doc)
-		table := newRouteTable(doc)
+		table := goTable(routes)
 		for range 60 {
 			sameRoute(t, e, table, []string{"GET", "POST"}[r.IntN(2)], randomPath(r, false))
 		}
@@ -118,10 +123,7 @@ func FuzzRouteTable(f *testing.F) {
 		r := rand.New(rand.NewPCG(a, b))
 		routes := randomRoutes(r)
 		e := regoRoutes(t, routes)
-		var doc []any
-		raw, _ := json.Marshal(routes)
-		_ = json.Unmarshal(raw, &doc)
-		table := newRouteTable(doc)
+		table := goTable(routes)
 		for range 20 {
 			sameRoute(t, e, table, []string{"GET", "POST"}[r.IntN(2)], randomPath(r, false))
 		}

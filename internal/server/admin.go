@@ -185,19 +185,15 @@ func (s *Server) handleAdminDecisions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := decisionsResponse{Decisions: []decisionlog.Event{}, Limit: limit, Files: len(files), Warnings: []string{}}
+	// From the index once it is built; until then, from the files, newest
+	// first, stopping at limit.
+	read := func(i int, n int) ([]decisionlog.Event, error) { return lastMatches(files[i], f, n) }
+	from := len(files) - 1
 	if s.indexed.Load() {
-		evs, err := s.index.Newest(f, limit)
-		if err != nil {
-			out.Warnings = append(out.Warnings, err.Error())
-		}
-		out.Decisions = append(out.Decisions, evs...)
-		out.Count = len(out.Decisions)
-		out.Limited = out.Count == limit
-		writeJSON(w, http.StatusOK, out)
-		return
+		read, from = func(int, int) ([]decisionlog.Event, error) { return s.index.Newest(f, limit) }, 0
 	}
-	for i := len(files) - 1; i >= 0 && len(out.Decisions) < limit; i-- {
-		newest, err := lastMatches(files[i], f, limit-len(out.Decisions))
+	for i := from; i >= 0 && len(out.Decisions) < limit; i-- {
+		newest, err := read(i, limit-len(out.Decisions))
 		if err != nil {
 			out.Warnings = append(out.Warnings, err.Error())
 		}
