@@ -60,3 +60,4 @@ fuzz:
 	go test -run '^$$' -fuzz '^FuzzStreamMatchesDoc$$' -fuzztime $(FUZZTIME) ./internal/decisionlog/
 	go test -run '^$$' -fuzz '^FuzzMaskJWTs$$' -fuzztime $(FUZZTIME) ./internal/redact/
 	go test -run '^$$' -fuzz '^FuzzRouteTable$$' -fuzztime $(FUZZTIME) ./internal/engine/
+	go test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/token/
