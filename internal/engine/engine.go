@@ -34,6 +34,9 @@ const (
 	ReasonNoScopes      = "no_scopes"
 	ReasonInvalidInput  = "invalid_input"
 	ReasonPolicyError   = "policy_error"
+	// ReasonInvalidToken: the access token was not accepted (expired, bad
+	// signature, unknown key, wrong issuer, audience or typ, malformed).
+	ReasonInvalidToken = "invalid_token"
 )
 
 // Decision is the policy's answer with its explanation.

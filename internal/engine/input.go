@@ -9,6 +9,12 @@ import (
 // Input is one decision request as the policy sees it. Scopes are already
 // split and checked for form; whether they exist is the policy's call.
 type Input struct {
+	// AccessToken is the caller's token, when the request gave one instead
+	// of a scope list: the server verifies it, fills GrantedScopes, Subject
+	// and ClientID from its claims and clears it. It never reaches the
+	// policy or the decision log.
+	AccessToken string
+
 	Subject         string
 	ClientID        string
 	GrantedScopes   []string

@@ -25,6 +25,7 @@ const (
 // (granted and requested scopes, who is asking, context) and the checks to
 // decide for it.
 type batchBody struct {
+	AccessToken     json.RawMessage   `json:"access_token"`
 	Subject         string            `json:"subject"`
 	ClientID        string            `json:"client_id"`
 	GrantedScopes   json.RawMessage   `json:"granted_scopes"`
@@ -44,7 +45,7 @@ type checkBody struct {
 
 var (
 	batchKnownKeys = map[string]map[string]bool{
-		"": {"subject": true, "client_id": true, "granted_scopes": true, "scope": true, "requested_scopes": true,
+		"": {"access_token": true, "subject": true, "client_id": true, "granted_scopes": true, "scope": true, "requested_scopes": true,
 			"context": true, "checks": true},
 	}
 	checkKnownKeys = map[string]map[string]bool{
@@ -121,7 +122,7 @@ func DecodeBatchBytes(raw []byte) ([]engine.Input, *Error) {
 		return nil, invalid("checks", "more than %d checks", MaxChecks)
 	}
 	shared := body{
-		Subject: b.Subject, ClientID: b.ClientID,
+		AccessToken: b.AccessToken, Subject: b.Subject, ClientID: b.ClientID,
 		GrantedScopes: b.GrantedScopes, Scope: b.Scope, RequestedScopes: b.RequestedScopes,
 		Context: b.Context,
 	}

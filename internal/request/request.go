@@ -18,11 +18,13 @@ import (
 
 // Limits on what a request may carry.
 const (
-	MaxBodyBytes   = 64 << 10
-	MaxScopes      = 256
-	MaxScopeLen    = 256
-	MaxFieldLen    = 256
-	MaxPathLen     = 2048
+	MaxBodyBytes = 64 << 10
+	MaxScopes    = 256
+	MaxScopeLen  = 256
+	MaxFieldLen  = 256
+	MaxPathLen   = 2048
+	// MaxTokenBytes bounds access_token (a JWT access token is a few KiB).
+	MaxTokenBytes  = 8 << 10
 	maxObjectDepth = 8
 )
 
@@ -60,6 +62,7 @@ type Resource struct {
 
 // body mirrors the wire format of POST /v1/decide.
 type body struct {
+	AccessToken     json.RawMessage `json:"access_token"`
 	Subject         string          `json:"subject"`
 	ClientID        string          `json:"client_id"`
 	GrantedScopes   json.RawMessage `json:"granted_scopes"`
@@ -132,6 +135,21 @@ func (b *body) check() (engine.Input, *Error) {
 	scope, e := parseScopes("scope", b.Scope)
 	if e != nil {
 		return engine.Input{}, e
+	}
+	if len(b.AccessToken) > 0 {
+		var tok string
+		if json.Unmarshal(b.AccessToken, &tok) != nil {
+			return engine.Input{}, invalid("access_token", "must be a string: the token as the client sent it")
+		}
+		switch {
+		case tok == "":
+			return engine.Input{}, invalid("access_token", "empty")
+		case len(tok) > MaxTokenBytes:
+			return engine.Input{}, invalid("access_token", "longer than %d bytes", MaxTokenBytes)
+		case granted != nil || scope != nil:
+			return engine.Input{}, invalid("access_token", "give access_token or granted_scopes/scope, not both: the token's scopes are what it grants")
+		}
+		in.AccessToken = tok
 	}
 	switch {
 	case granted != nil && scope != nil:
@@ -365,7 +383,7 @@ func checkShapeTokens(raw []byte, known map[string]map[string]bool) *Error {
 // knownKeys lists the fields of the closed objects of the request: the body
 // itself and resource. (context and resource.attributes are open.)
 var knownKeys = map[string]map[string]bool{
-	"": {"subject": true, "client_id": true, "granted_scopes": true, "scope": true, "requested_scopes": true,
+	"": {"access_token": true, "subject": true, "client_id": true, "granted_scopes": true, "scope": true, "requested_scopes": true,
 		"action": true, "method": true, "path": true, "resource": true, "context": true},
 	"resource": {"type": true, "id": true, "owner": true, "attributes": true},
 }

@@ -37,6 +37,19 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, uuid.NewString(), start, status, bad)
 		return
 	}
+	// One token for all checks: verified once.
+	var pre *engine.Decision
+	if ins[0].AccessToken != "" {
+		verified := ins[0]
+		if pre, bad = s.verifyToken(&verified); bad != nil {
+			s.reject(w, r, uuid.NewString(), start, http.StatusBadRequest, bad)
+			return
+		}
+		for i := range ins {
+			ins[i].AccessToken, ins[i].GrantedScopes = "", verified.GrantedScopes
+			ins[i].Subject, ins[i].ClientID = verified.Subject, verified.ClientID
+		}
+	}
 	eng := s.engine.Load()
 	out := batchResponse{Results: make([]response, len(ins))}
 	// Every record but the last is only queued; waiting for the last makes
@@ -59,7 +72,7 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 		if i > 0 {
 			checkStart = s.opts.Now()
 		}
-		resp := s.evaluate(r, eng, uuid.NewString(), in, engine.Options{})
+		resp := s.evaluate(r, eng, uuid.NewString(), in, pre, engine.Options{})
 		last := i == len(ins)-1
 		mask := s.logMask(r, eng, in, &resp)
 		if s.opts.Log != nil {

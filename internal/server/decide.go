@@ -52,8 +52,15 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var pre *engine.Decision
+	if in.AccessToken != "" {
+		if pre, bad = s.verifyToken(&in); bad != nil {
+			s.reject(w, r, id, start, http.StatusBadRequest, bad)
+			return
+		}
+	}
 	a := newAnswer()
-	resp := s.decide(r, s.engine.Load(), id, start, in, opt, a)
+	resp := s.decide(r, s.engine.Load(), id, start, in, pre, opt, a)
 	writeDecision(w, &resp, a)
 	a.recycle() // not deferred: after a panic, a is not reused
 }
@@ -62,8 +69,8 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 // records it in the decision log and counts it. A decision that cannot be
 // recorded is answered as a deny. a ends up holding the answer's decision,
 // encoded. /v1/decide goes through here.
-func (s *Server) decide(r *http.Request, eng *engine.Engine, id string, start time.Time, in engine.Input, opt engine.Options, a *answer) response {
-	resp := s.evaluate(r, eng, id, in, opt)
+func (s *Server) decide(r *http.Request, eng *engine.Engine, id string, start time.Time, in engine.Input, pre *engine.Decision, opt engine.Options, a *answer) response {
+	resp := s.evaluate(r, eng, id, in, pre, opt)
 	mask := s.logMask(r, eng, in, &resp)
 	a.encode(resp.Decision)
 	if err := s.record(r, id, start, in, nil, resp, a, mask, true); err != nil {
@@ -129,7 +136,15 @@ func writeDecision(w http.ResponseWriter, resp *response, a *answer) {
 }
 
 // evaluate asks the engine; any error is already a fail-closed decision.
-func (s *Server) evaluate(r *http.Request, eng *engine.Engine, id string, in engine.Input, opt engine.Options) response {
+// pre, when set, is the decision already made (a refused access token).
+func (s *Server) evaluate(r *http.Request, eng *engine.Engine, id string, in engine.Input, pre *engine.Decision, opt engine.Options) response {
+	if pre != nil {
+		resp := response{DecisionID: id, Decision: *pre, Policy: engine.Policy}
+		if eng != nil {
+			resp.BundleRevision = eng.Revision()
+		}
+		return resp
+	}
 	if eng == nil {
 		return response{DecisionID: id, Decision: engine.Deny(engine.ReasonPolicyError, errNoEngine.Error()+": denied"), Policy: engine.Policy}
 	}

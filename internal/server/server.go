@@ -22,6 +22,7 @@ import (
 	"github.com/scopegate/scopegate/internal/engine"
 	"github.com/scopegate/scopegate/internal/logindex"
 	"github.com/scopegate/scopegate/internal/request"
+	"github.com/scopegate/scopegate/internal/token"
 )
 
 // DecisionLog receives every decision. Log must return only once the record
@@ -63,6 +64,9 @@ type Options struct {
 	// that requests may name in Host while authentication is off: the
 	// configured address's host, and --allowed-host (see guardBrowser).
 	AllowedHosts []string
+	// Tokens verifies the access tokens requests may send instead of a
+	// scope list; nil refuses them (400).
+	Tokens *token.Config
 }
 
 // Server answers decisions with the engine it currently holds.

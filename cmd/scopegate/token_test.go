@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scopegate/scopegate/internal/testpki"
+)
+
+// TestServeAccessTokens: serve verifies JWT access tokens sent as
+// access_token and decides on what they grant; a refused token is an
+// invalid_token deny naming the check; contradictions are 400s; the token
+// is never written to disk.
+func TestServeAccessTokens(t *testing.T) {
+	is := testpki.NewIssuer(t)
+	dir := t.TempDir()
+	srv := startServe(t, dir, "--decision-log", filepath.Join(dir, "logs", "decisions.log"),
+		"--token-issuer", "https://id.example.com", "--token-audience", "https://api.example.com", "--token-jwks", is.JWKS)
+	claims := func(edit func(map[string]any)) map[string]any {
+		c := map[string]any{"iss": "https://id.example.com", "aud": "https://api.example.com", "sub": "user-7",
+			"client_id": "translator-bot", "jti": "j-1", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
+			"scope": "user:read project:write"}
+		if edit != nil {
+			edit(c)
+		}
+		return c
+	}
+	good := is.Token(t, "at+jwt", claims(nil))
+	expired := is.Token(t, "at+jwt", claims(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() }))
+	typJWT := is.Token(t, "JWT", claims(nil))
+	post := func(path string, body map[string]any) (int, map[string]any) {
+		raw, _ := json.Marshal(body)
+		resp, err := http.Post(srv.url+path, "application/json", bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		b, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(b, &out)
+		return resp.StatusCode, out
+	}
+	if code, d := post("/v1/decide", map[string]any{"access_token": good, "action": "project:read"}); code != 200 || d["allow"] != true {
+		t.Errorf("valid token: %d %v", code, d)
+	}
+	if code, d := post("/v1/decide", map[string]any{"access_token": good, "action": "project:launch"}); code != 200 || d["reason"] != "missing_scope" {
+		t.Errorf("valid token, missing scope: %d %v", code, d)
+	}
+	for _, tc := range []struct{ name, tok, check string }{{"expired", expired, "exp:"}, {"typ JWT", typJWT, "typ:"}, {"garbage", "a.b.c", "malformed:"}} {
+		code, d := post("/v1/decide", map[string]any{"access_token": tc.tok, "action": "project:read"})
+		explain, _ := json.Marshal(d["explain"])
+		if code != 200 || d["allow"] != false || d["reason"] != "invalid_token" || !strings.Contains(string(explain), tc.check) {
+			t.Errorf("%s: %d %v", tc.name, code, d)
+		}
+	}
+	for _, tc := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"access_token": good, "granted_scopes": []string{"user:read"}, "action": "user:read"}, "access_token"},
+		{map[string]any{"access_token": good, "subject": "someone-else", "action": "user:read"}, "subject"},
+		{map[string]any{"access_token": good, "client_id": "other-app", "action": "user:read"}, "client_id"},
+		{map[string]any{"access_token": strings.Repeat("a", 9000), "action": "user:read"}, "access_token"},
+	} {
+		code, d := post("/v1/decide", tc.body)
+		e, _ := d["error"].(map[string]any)
+		if code != 400 || e["field"] != tc.field {
+			t.Errorf("%v: %d %v", tc.body["subject"], code, d)
+		}
+	}
+	code, d := post("/v1/decide/batch", map[string]any{"access_token": good, "checks": []map[string]any{{"action": "project:read"}, {"action": "project:launch"}}})
+	results, _ := d["results"].([]any)
+	if code != 200 || len(results) != 2 || results[0].(map[string]any)["allow"] != true || results[1].(map[string]any)["allow"] != false {
+		t.Errorf("batch with a token: %d %v", code, d)
+	}
+	srv.stop(t)
+
+	// The log holds who asked (from the token) and never the token.
+	err := filepath.WalkDir(filepath.Join(dir, "logs"), func(p string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, tok := range []string{good, expired, typJWT} {
+			if bytes.Contains(b, []byte(tok)) || bytes.Contains(b, []byte(tok[len(tok)-40:])) {
+				t.Errorf("%s holds a token", p)
+			}
+		}
+		if filepath.Base(p) == "decisions.log" && !bytes.Contains(b, []byte(`"subject":"user-7"`)) {
+			t.Errorf("the log does not name the token's subject")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A server with no issuer configured refuses tokens as bad input.
+	plain := startServe(t, t.TempDir())
+	raw, _ := json.Marshal(map[string]any{"access_token": good, "action": "user:read"})
+	resp, err := http.Post(plain.url+"/v1/decide", "application/json", bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(b), `"field":"access_token"`) || !strings.Contains(string(b), "--token-issuer") {
+		t.Errorf("no issuer configured: %d %s", resp.StatusCode, b)
+	}
+}

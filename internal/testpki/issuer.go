@@ -1,0 +1,61 @@
+package testpki
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+// Issuer is a throwaway OAuth authorization server for tests: an RSA key
+// (kid "test-1") published in a JWKS file, signing RS256 access tokens.
+type Issuer struct {
+	key *rsa.PrivateKey
+	// JWKS is the path of its JWKS file (public key only).
+	JWKS string
+}
+
+// NewIssuer makes an Issuer with its JWKS in a temp dir.
+func NewIssuer(t testing.TB) *Issuer {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := jwk.Import(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.Set(jwk.KeyIDKey, "test-1")
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	raw, _ := json.Marshal(set)
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &Issuer{key: key, JWKS: path}
+}
+
+// Token signs claims as an access token with typ (at+jwt for RFC 9068).
+func (is *Issuer) Token(t testing.TB, typ string, claims map[string]any) string {
+	t.Helper()
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, "test-1")
+	_ = h.Set(jws.TypeKey, typ)
+	tok, err := jws.Sign(payload, jws.WithKey(jwa.RS256(), is.key, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(tok)
+}
