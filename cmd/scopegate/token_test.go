@@ -51,13 +51,16 @@ func TestServeAccessTokens(t *testing.T) {
 	if code, d := post("/v1/decide", map[string]any{"access_token": good, "action": "project:read"}); code != 200 || d["allow"] != true {
 		t.Errorf("valid token: %d %v", code, d)
 	}
-	if code, d := post("/v1/decide", map[string]any{"access_token": good, "action": "project:launch"}); code != 200 || d["reason"] != "missing_scope" {
+	if code, d := post("/v1/decide", map[string]any{"access_token": good, "action": "project:launch"}); code != 200 || d["reason"] != "missing_scope" ||
+		d["www_authenticate"] != `Bearer error="insufficient_scope", scope="project:launch"` {
 		t.Errorf("valid token, missing scope: %d %v", code, d)
 	}
 	for _, tc := range []struct{ name, tok, check string }{{"expired", expired, "exp:"}, {"typ JWT", typJWT, "typ:"}, {"garbage", "a.b.c", "malformed:"}} {
 		code, d := post("/v1/decide", map[string]any{"access_token": tc.tok, "action": "project:read"})
 		explain, _ := json.Marshal(d["explain"])
-		if code != 200 || d["allow"] != false || d["reason"] != "invalid_token" || !strings.Contains(string(explain), tc.check) {
+		challenge, _ := d["www_authenticate"].(string)
+		if code != 200 || d["allow"] != false || d["reason"] != "invalid_token" || !strings.Contains(string(explain), tc.check) ||
+			!strings.HasPrefix(challenge, `Bearer error="invalid_token", error_description="the access token was refused: `+tc.check) {
 			t.Errorf("%s: %d %v", tc.name, code, d)
 		}
 	}

@@ -61,6 +61,9 @@ type Decision struct {
 	NarrowedByUser      bool     `json:"narrowed_by_user"`
 	// Trace is OPA's evaluation trace, only when asked for.
 	Trace []string `json:"trace,omitempty"`
+	// WWWAuthenticate is, on a deny, the RFC 6750 section 3.1 challenge a
+	// resource server should answer with (challenge.go).
+	WWWAuthenticate string `json:"www_authenticate,omitempty"`
 }
 
 // Engine holds one prepared policy. It is safe for concurrent use.
@@ -276,12 +279,14 @@ func (e *Engine) Decide(ctx context.Context, input ast.Value, opt Options) (Deci
 		topdown.PrettyTraceWithLocation(&buf, *tracer)
 		d.Trace = strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 	}
-	return d.withoutJWTs(), nil
+	d = d.withoutJWTs()
+	d.WWWAuthenticate = challenge(&d)
+	return d, nil
 }
 
 // Deny is a fail-closed decision carrying why.
 func Deny(reason, why string) Decision {
-	return Decision{
+	d := Decision{
 		Allow:            false,
 		Reason:           reason,
 		RequiredAnyOf:    []string{},
@@ -292,6 +297,8 @@ func Deny(reason, why string) Decision {
 
 		RequestedNotGranted: []string{},
 	}.withoutJWTs() // why may quote what the caller sent
+	d.WWWAuthenticate = challenge(&d)
+	return d
 }
 
 // decode reads the policy's decision object. Anything off - a missing or

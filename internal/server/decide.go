@@ -338,6 +338,7 @@ func (d *logResult) LogMembers(w decisionlog.MemberWriter) {
 	if len(d.UnknownScopes) > 0 {
 		w.Strings("unknown_scopes", d.UnknownScopes)
 	}
+	nonEmpty(w, "www_authenticate", d.WWWAuthenticate)
 }
 
 // handlerTimer is the record's metrics: OPA's timer_server_handler_ns.

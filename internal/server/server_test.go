@@ -76,6 +76,7 @@ type decideResponse struct {
 	RequestedNotGranted []string `json:"requested_not_granted"`
 	NarrowedByUser      bool     `json:"narrowed_by_user"`
 	Trace               []string `json:"trace"`
+	WWWAuthenticate     string   `json:"www_authenticate"`
 	BundleRevision      string   `json:"bundle_revision"`
 	Policy              string   `json:"policy"`
 	Error               *struct {
