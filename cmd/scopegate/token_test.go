@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -100,8 +102,13 @@ func TestServeAccessTokens(t *testing.T) {
 				t.Errorf("%s holds a token", p)
 			}
 		}
-		if filepath.Base(p) == "decisions.log" && !bytes.Contains(b, []byte(`"subject":"user-7"`)) {
-			t.Errorf("the log does not name the token's subject")
+		if filepath.Base(p) == "decisions.log" {
+			sum := sha256.Sum256([]byte(good))
+			for _, want := range []string{`"subject":"user-7"`, `"jti":"j-1"`, `"iss":"https://id.example.com"`, `"sha256":"` + hex.EncodeToString(sum[:]) + `"`} {
+				if !bytes.Contains(b, []byte(want)) {
+					t.Errorf("the log does not hold %s", want)
+				}
+			}
 		}
 		return nil
 	})

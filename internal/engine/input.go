@@ -14,6 +14,11 @@ type Input struct {
 	// and ClientID from its claims and clears it. It never reaches the
 	// policy or the decision log.
 	AccessToken string
+	// Claims is what the decision log records of a verified access token
+	// (issuer, subject, client, jti, expiry, scopes, a SHA-256 fingerprint
+	// of the token): who asked and with what, never the token. The policy
+	// does not see it.
+	Claims map[string]any
 
 	Subject         string
 	ClientID        string
@@ -83,6 +88,9 @@ func (in Input) Map() map[string]any {
 	}
 	if in.Context != nil {
 		m["context"] = in.Context
+	}
+	if in.Claims != nil {
+		m["claims"] = in.Claims
 	}
 	return m
 }

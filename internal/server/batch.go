@@ -47,7 +47,7 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		for i := range ins {
 			ins[i].AccessToken, ins[i].GrantedScopes = "", verified.GrantedScopes
-			ins[i].Subject, ins[i].ClientID = verified.Subject, verified.ClientID
+			ins[i].Subject, ins[i].ClientID, ins[i].Claims = verified.Subject, verified.ClientID, verified.Claims
 		}
 	}
 	eng := s.engine.Load()

@@ -244,6 +244,9 @@ func (in *logInput) LogMembers(w decisionlog.MemberWriter) {
 	if in.batch != nil {
 		w.Value("batch", in.batch)
 	}
+	if shared && in.Claims != nil {
+		w.Value("claims", in.Claims)
+	}
 	if shared {
 		nonEmpty(w, "client_id", in.ClientID)
 		if in.Context != nil {
