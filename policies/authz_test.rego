@@ -224,3 +224,18 @@ test_requested_scopes_of_another_type_are_ignored if {
 	d.requested_not_granted == []
 	not d.narrowed_by_user
 }
+
+# With --token-issuer, the server verifies the caller's access token and
+# passes every claim as input.token (the scopes it grants as
+# granted_scopes). The reference policy decides on the scopes alone; a rule
+# may also read a claim, e.g. in authz.rego's "allowed" branch:
+#
+#   input.token.acr == "urn:example:mfa"
+test_token_claims_are_part_of_the_input if {
+	d := authz.decision with input as {
+		"granted_scopes": ["project:manage"], "action": "project:launch",
+		"token": {"sub": "user-7", "acr": "urn:example:mfa", "scope": "project:manage"},
+	}
+	d.allow
+	d.reason == "allowed"
+}

@@ -289,7 +289,7 @@ func Stats(paths []string, f Filter, bucket time.Duration) (Summary, error) {
 
 // batchShared are the input members a batch writes once, in its first
 // check's record; the other checks' records name that one in input.batch.id.
-var batchShared = [...]string{"claims", "client_id", "context", "granted_scopes", "requested_scopes", "scope", "subject"}
+var batchShared = [...]string{"claims", "client_id", "context", "granted_scopes", "requested_scopes", "scope", "subject", "token"}
 
 // maxBatchHeads bounds the first records kept while reading: batches are
 // written together, so a check's first record is never far behind it.

@@ -29,6 +29,10 @@ type Input struct {
 	Path            string
 	Resource        map[string]any
 	Context         map[string]any
+	// Token holds every claim of a verified access token, for the policy
+	// (input.token: acr, auth_time, a tenant claim). The decision log masks
+	// it as it masks any member named token; input.claims says what counts.
+	Token map[string]any
 }
 
 // Value builds the policy input directly as an AST value, skipping the JSON
@@ -56,7 +60,7 @@ func (in Input) Value() (ast.Value, error) {
 	str("action", in.Action)
 	str("method", in.Method)
 	str("path", in.Path)
-	for k, v := range map[string]map[string]any{"resource": in.Resource, "context": in.Context} {
+	for k, v := range map[string]map[string]any{"resource": in.Resource, "context": in.Context, "token": in.Token} {
 		if v == nil {
 			continue
 		}
@@ -91,6 +95,9 @@ func (in Input) Map() map[string]any {
 	}
 	if in.Claims != nil {
 		m["claims"] = in.Claims
+	}
+	if in.Token != nil {
+		m["token"] = in.Token
 	}
 	return m
 }

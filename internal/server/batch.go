@@ -47,7 +47,7 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		for i := range ins {
 			ins[i].AccessToken, ins[i].GrantedScopes = "", verified.GrantedScopes
-			ins[i].Subject, ins[i].ClientID, ins[i].Claims = verified.Subject, verified.ClientID, verified.Claims
+			ins[i].Subject, ins[i].ClientID, ins[i].Claims, ins[i].Token = verified.Subject, verified.ClientID, verified.Claims, verified.Token
 		}
 	}
 	eng := s.engine.Load()

@@ -265,6 +265,9 @@ func (in *logInput) LogMembers(w decisionlog.MemberWriter) {
 	if shared {
 		nonEmpty(w, "subject", in.Subject)
 	}
+	if shared && in.Token != nil {
+		w.Value("token", in.Token) // masked by the log: a member named token
+	}
 }
 
 // queuer is what a decision log may offer beyond LogDurable: queueing a

@@ -44,6 +44,7 @@ func (s *Server) verifyToken(in *engine.Input) (deny *engine.Decision, bad *requ
 	}
 	in.GrantedScopes = claims.Scopes
 	in.Subject, in.ClientID = claims.Subject, claims.ClientID
+	in.Token = claims.All
 	in.Claims = map[string]any{"iss": claims.Issuer, "sub": claims.Subject, "client_id": claims.ClientID,
 		"jti": claims.JTI, "exp": claims.Expires.Unix(), "scopes": claims.Scopes, "sha256": fingerprint}
 	return nil, nil

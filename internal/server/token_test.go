@@ -1,0 +1,62 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scopegate/scopegate/internal/engine"
+	"github.com/scopegate/scopegate/internal/server"
+	"github.com/scopegate/scopegate/internal/source"
+	"github.com/scopegate/scopegate/internal/testpki"
+	"github.com/scopegate/scopegate/internal/token"
+)
+
+// TestPolicySeesTokenClaims: a verified token's claims are input.token, so
+// a rule can require, say, a multi-factor acr; the decision cache keys on
+// the claim the rule reads.
+func TestPolicySeesTokenClaims(t *testing.T) {
+	src, err := source.FromFiles("../../scopes.yaml", "../../policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range src.Modules {
+		if strings.HasSuffix(name, "/authz.rego") {
+			const allowed = "} else := \"allowed\" if {\n\tcount(matched) > 0\n}"
+			if !strings.Contains(text, allowed) {
+				t.Fatal("authz.rego no longer has the allowed rule")
+			}
+			src.Modules[name] = strings.Replace(text, allowed, "} else := \"allowed\" if {\n\tcount(matched) > 0\n\tinput.token.acr == \"mfa\"\n}", 1)
+		}
+	}
+	eng, err := engine.New(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := eng.CacheStats(); !st.Enabled || strings.Join(st.Fields, " ") != "token.acr" {
+		t.Fatalf("cache %+v", st)
+	}
+	is := testpki.NewIssuer(t)
+	keys, err := token.LoadJWKS(is.JWKS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := newTestServer(t, server.New(eng, server.Options{Tokens: &token.Config{Issuer: "iss", Audience: "aud", Keys: keys}})) + "/v1/decide"
+	for _, acr := range []string{"mfa", "pwd", "mfa", "pwd"} {
+		tok := is.Token(t, "at+jwt", map[string]any{"iss": "iss", "aud": "aud", "sub": "u", "client_id": "c", "acr": acr,
+			"exp": time.Now().Add(time.Hour).Unix(), "scope": "project:read"})
+		resp, err := http.Post(url, "application/json", strings.NewReader(`{"access_token":"`+tok+`","action":"project:read"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d decideResponse
+		json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if d.Allow != (acr == "mfa") {
+			t.Errorf("acr %s: %+v", acr, d)
+		}
+	}
+}
