@@ -239,3 +239,18 @@ test_token_claims_are_part_of_the_input if {
 	d.allow
 	d.reason == "allowed"
 }
+
+# Foreign scopes (scopes.yaml: foreign): OpenID Connect's openid and profile
+# confer nothing and are not unknown; a token with nothing else has no scopes.
+test_foreign_scopes_confer_nothing if {
+	d := decide(["openid", "profile", "user:read"], "user:read")
+	d.allow
+	d.foreign_scopes == ["openid", "profile"]
+	d.unknown_scopes == []
+	n := decide(["openid"], "user:read")
+	not n.allow
+	n.reason == "no_scopes"
+	u := decide(["openid", "usr:read"], "user:read")
+	u.reason == "unknown_scope"
+	u.unknown_scopes == ["usr:read"]
+}

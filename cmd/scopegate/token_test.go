@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -29,7 +30,7 @@ func TestServeAccessTokens(t *testing.T) {
 	claims := func(edit func(map[string]any)) map[string]any {
 		c := map[string]any{"iss": "https://id.example.com", "aud": "https://api.example.com", "sub": "user-7",
 			"client_id": "translator-bot", "jti": "j-1", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
-			"scope": "user:read project:write"}
+			"scope": "openid profile user:read project:write"}
 		if edit != nil {
 			edit(c)
 		}
@@ -50,8 +51,9 @@ func TestServeAccessTokens(t *testing.T) {
 		_ = json.Unmarshal(b, &out)
 		return resp.StatusCode, out
 	}
-	if code, d := post("/v1/decide", map[string]any{"access_token": good, "action": "project:read"}); code != 200 || d["allow"] != true {
-		t.Errorf("valid token: %d %v", code, d)
+	if code, d := post("/v1/decide", map[string]any{"access_token": good, "action": "project:read"}); code != 200 || d["allow"] != true ||
+		fmt.Sprint(d["foreign_scopes"]) != "[openid profile]" {
+		t.Errorf("valid token (with OIDC's openid and profile): %d %v", code, d)
 	}
 	if code, d := post("/v1/decide", map[string]any{"access_token": good, "action": "project:launch"}); code != 200 || d["reason"] != "missing_scope" ||
 		d["www_authenticate"] != `Bearer error="insufficient_scope", scope="project:launch"` {

@@ -46,6 +46,9 @@ var compatCases = []string{
 	`{"scope":"project:manage user:read","action":"project:launch"}`,
 	`{"scope":["project:write"],"action":"project:launch"}`,
 	`{"scope":"","action":"user:read"}`,
+	// Foreign scopes (OIDC's) confer nothing and are not unknown.
+	`{"scope":"openid profile user:read","action":"user:read"}`,
+	`{"scope":"openid","action":"user:read"}`,
 }
 
 func opaBinary(t *testing.T) string {

@@ -27,6 +27,11 @@ type Catalog struct {
 	Version int
 	Default string
 	Scopes  []Scope
+	// Foreign are scopes a token may carry that this catalog does not
+	// govern (OIDC's openid, another API's scopes), by name or by prefix:
+	// they confer nothing and are not unknown.
+	Foreign         []string
+	ForeignPrefixes []string
 
 	index map[string]int
 	// implies[s]: every scope s confers, s included, sorted by name.

@@ -146,6 +146,10 @@ func TestValidationErrors(t *testing.T) {
 			[]string{`f.yaml:5: "a:write" lists "a:read" twice in includes`}},
 		{"sensitive not bool", head + "  - {name: a:read, description: R, sensitive: yes}\n",
 			[]string{"f.yaml:5: sensitive must be true or false"}},
+		{"foreign scope in the catalog", "version: 1\ndefault: public\nforeign:\n  names: [openid]\n  prefixes: [\"a:\"]\nscopes:\n  - {name: public, description: P}\n  - {name: a:read, description: R}\n  - {name: openid, description: O}\n",
+			[]string{`f.yaml:8: scope "a:read" is declared foreign too`, `f.yaml:9: scope "openid" is declared foreign too`}},
+		{"foreign shape", "version: 1\ndefault: public\nforeign:\n  names: openid\n  other: [x]\nscopes:\n  - {name: public, description: P}\n",
+			[]string{`f.yaml:4: foreign names must be a list`, `f.yaml:5: unknown key "other" in foreign`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := catalog.Parse("f.yaml", []byte(tc.src))

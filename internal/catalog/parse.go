@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -113,8 +114,10 @@ func (p *parser) document(doc *yaml.Node) *Catalog {
 			p.defaultLine = v.Line
 		case "scopes":
 			scopesNode = v
+		case "foreign":
+			p.foreign(c, v)
 		default:
-			p.errorf(k.Line, "unknown key %q (expected version, default, scopes)", k.Value)
+			p.errorf(k.Line, "unknown key %q (expected version, default, scopes, foreign)", k.Value)
 		}
 	}
 	for _, key := range []string{"version", "default", "scopes"} {
@@ -248,6 +251,42 @@ func (p *parser) scalar(v *yaml.Node, field string) string {
 	return v.Value
 }
 
+// foreign reads the foreign scopes: {names: [...], prefixes: [...]}.
+func (p *parser) foreign(c *Catalog, v *yaml.Node) {
+	if v.Kind != yaml.MappingNode {
+		p.errorf(v.Line, "foreign must be a mapping with names and/or prefixes")
+		return
+	}
+	for k, list := range pairs(v) {
+		var dst *[]string
+		switch k.Value {
+		case "names":
+			dst = &c.Foreign
+		case "prefixes":
+			dst = &c.ForeignPrefixes
+		default:
+			p.errorf(k.Line, "unknown key %q in foreign (expected names, prefixes)", k.Value)
+			continue
+		}
+		if list.Kind != yaml.SequenceNode {
+			p.errorf(list.Line, "foreign %s must be a list", k.Value)
+			continue
+		}
+		for _, item := range list.Content {
+			s := p.scalar(item, "foreign "+k.Value)
+			switch {
+			case s == "":
+			case strings.ContainsAny(s, " \t\"\\") || !utf8.ValidString(s):
+				p.errorf(item.Line, "foreign %s %q is not a scope token (RFC 6749: no spaces, quotes or backslashes)", k.Value, s)
+			case slices.Contains(*dst, s):
+				p.errorf(item.Line, "foreign %s lists %q twice", k.Value, s)
+			default:
+				*dst = append(*dst, s)
+			}
+		}
+	}
+}
+
 // validate checks what needs the whole catalog: known includes, no cycles,
 // a known default, and that RESOURCE:manage confers its whole resource. The
 // catalog may be partial (entries with errors left out) and hold unknown
@@ -265,6 +304,11 @@ func (p *parser) validate(c *Catalog) {
 	if c.Default != "" {
 		if _, ok := c.index[c.Default]; !ok {
 			p.errorf(p.defaultLine, "default scope %q is not in the catalog%s", c.Default, suggest(c, c.Default))
+		}
+	}
+	for _, s := range c.Scopes {
+		if slices.Contains(c.Foreign, s.Name) || slices.ContainsFunc(c.ForeignPrefixes, func(pre string) bool { return strings.HasPrefix(s.Name, pre) }) {
+			p.errorf(s.Line, "scope %q is declared foreign too: a catalog scope confers, a foreign one does not", s.Name)
 		}
 	}
 	for _, cycle := range findCycles(c) {

@@ -51,9 +51,12 @@ type Decision struct {
 	Missing          []string `json:"missing"`
 	Narrowest        string   `json:"narrowest,omitempty"`
 	UnknownScopes    []string `json:"unknown_scopes,omitempty"`
-	Sensitive        bool     `json:"sensitive"`
-	Explain          []string `json:"explain"`
-	Remedy           string   `json:"remedy,omitempty"`
+	// ForeignScopes: the token's scopes the catalog declares foreign (OIDC's
+	// openid, ...): they conferred nothing.
+	ForeignScopes []string `json:"foreign_scopes,omitempty"`
+	Sensitive     bool     `json:"sensitive"`
+	Explain       []string `json:"explain"`
+	Remedy        string   `json:"remedy,omitempty"`
 	// RequestedNotGranted: scopes the app requested (input requested_scopes)
 	// that the token does not confer. NarrowedByUser: the deny is because
 	// of them (the user granted less than the app asked for).
@@ -331,6 +334,9 @@ func decode(v any) (Decision, error) {
 	}
 	if _, ok := m["narrowed_by_user"]; ok {
 		d.NarrowedByUser = r.boolean("narrowed_by_user")
+	}
+	if _, ok := m["foreign_scopes"]; ok {
+		d.ForeignScopes = r.strings("foreign_scopes")
 	}
 	if r.err != nil {
 		return Decision{}, r.err

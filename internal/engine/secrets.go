@@ -38,7 +38,7 @@ func (d Decision) withoutJWTs() Decision {
 		str(s)
 	}
 	for _, l := range []*[]string{&d.RequiredAnyOf, &d.GrantedEffective, &d.Matched, &d.Missing,
-		&d.UnknownScopes, &d.Explain, &d.RequestedNotGranted, &d.Trace} {
+		&d.UnknownScopes, &d.ForeignScopes, &d.Explain, &d.RequestedNotGranted, &d.Trace} {
 		list(l)
 	}
 	return d

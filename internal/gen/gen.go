@@ -37,11 +37,20 @@ type Catalog struct {
 	Version      int              `json:"version"`
 	DefaultScope string           `json:"default_scope"`
 	Scopes       map[string]Scope `json:"scopes"`
+	// Foreign: scopes tokens may carry that the catalog does not govern.
+	Foreign Foreign `json:"foreign"`
+}
+
+// Foreign is the generated form of the catalog's foreign scopes.
+type Foreign struct {
+	Names    []string `json:"names"`
+	Prefixes []string `json:"prefixes"`
 }
 
 // Build converts c into its generated form.
 func Build(c *catalog.Catalog) Catalog {
-	out := Catalog{Version: c.Version, DefaultScope: c.Default, Scopes: make(map[string]Scope, len(c.Scopes))}
+	out := Catalog{Version: c.Version, DefaultScope: c.Default, Scopes: make(map[string]Scope, len(c.Scopes)),
+		Foreign: Foreign{Names: nonNil(c.Foreign), Prefixes: nonNil(c.ForeignPrefixes)}}
 	for i, s := range c.Scopes {
 		out.Scopes[s.Name] = Scope{
 			Description: s.Description,

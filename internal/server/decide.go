@@ -327,6 +327,9 @@ func (d *logResult) LogMembers(w decisionlog.MemberWriter) {
 	nonEmpty(w, "action", d.Action)
 	w.Value("allow", d.Allow)
 	w.Strings("explain", d.Explain)
+	if len(d.ForeignScopes) > 0 {
+		w.Strings("foreign_scopes", d.ForeignScopes)
+	}
 	w.Strings("granted_effective", d.GrantedEffective)
 	w.Strings("matched", d.Matched)
 	w.Strings("missing", d.Missing)

@@ -36,7 +36,7 @@ func boundedForLog(d engine.Decision) engine.Decision {
 		*s = cutString(*s, &left)
 	}
 	for _, l := range []*[]string{&d.Missing, &d.RequiredAnyOf, &d.Matched, &d.Explain,
-		&d.UnknownScopes, &d.RequestedNotGranted, &d.GrantedEffective} {
+		&d.UnknownScopes, &d.ForeignScopes, &d.RequestedNotGranted, &d.GrantedEffective} {
 		*l = cutList(*l, &left)
 	}
 	return d

@@ -34,10 +34,24 @@ granted := {s | some s in granted_field} if {
 	is_string(granted_field)
 } else := set()
 
-# RFC 6749 3.3: a token that names no scope gets the catalog's default scope.
-no_scopes if count(granted) == 0
+# Foreign scopes: a token may carry scopes this catalog does not govern
+# (OpenID Connect's openid, another API's); the catalog declares them. They
+# confer nothing and are not unknown.
+is_foreign(s) if s in catalog.foreign.names
 
-token_scopes := granted if not no_scopes
+is_foreign(s) if {
+	some prefix in catalog.foreign.prefixes
+	startswith(s, prefix)
+}
+
+foreign_scopes := {s | some s in granted; not catalog.scopes[s]; is_foreign(s)}
+
+governed := granted - foreign_scopes
+
+# RFC 6749 3.3: a token that names no scope gets the catalog's default scope.
+no_scopes if count(governed) == 0
+
+token_scopes := governed if not no_scopes
 
 token_scopes := {catalog.default_scope} if no_scopes
 
@@ -203,6 +217,7 @@ decision := {
 	"missing": missing,
 	"narrowest": narrowest,
 	"unknown_scopes": sort(unknown_scopes),
+	"foreign_scopes": sort(foreign_scopes),
 	"sensitive": sensitive,
 	"explain": explain,
 	"remedy": remedy,
