@@ -61,13 +61,15 @@ func (p *policyFlags) source(cmd *cobra.Command) (*source.Source, error) {
 // decideFlagOf maps a /v1/decide field to the flag that fills it.
 var decideFlagOf = map[string]string{
 	"granted_scopes": "--scopes", "requested_scopes": "--requested", "action": "--action",
-	"method": "--method", "path": "--path", "subject": "--subject", "client_id": "--client-id",
+	"method": "--method", "path": "--path", "subject": "--subject", "client_id": "--client-id", "access_token": "--token",
 }
 
 func newDecideCmd() *cobra.Command {
 	var (
 		pf                                                 policyFlags
 		scopes, requested, action, method, path, inputFile string
+		tokenArg                                           string
+		tf                                                 tokenFlags
 		subject, clientID, explain                         string
 		asJSON                                             bool
 	)
@@ -101,7 +103,7 @@ Exit status: 0 allow, 3 deny (whatever the reason, policy errors included),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var body []byte
 			if inputFile != "" {
-				for _, f := range []string{"scopes", "requested", "action", "method", "path", "subject", "client-id"} {
+				for _, f := range []string{"scopes", "requested", "action", "method", "path", "subject", "client-id", "token"} {
 					if cmd.Flags().Changed(f) {
 						return &exitError{code: exitInvalid, err: fmt.Errorf("give --input or --%s, not both", f)}
 					}
@@ -122,6 +124,17 @@ Exit status: 0 allow, 3 deny (whatever the reason, policy errors included),
 				}
 				if cmd.Flags().Changed("requested") || requested != "" {
 					req["requested_scopes"] = requested
+				}
+				if tokenArg != "" {
+					tok := tokenArg
+					if tok == "-" { // kept out of the shell's history and ps
+						b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), request.MaxTokenBytes+1))
+						if err != nil {
+							return &exitError{code: exitInvalid, err: fmt.Errorf("--token -: %w", err)}
+						}
+						tok = strings.TrimSpace(string(b))
+					}
+					req["access_token"] = tok
 				}
 				for k, v := range map[string]string{"action": action, "method": method, "path": path, "subject": subject, "client_id": clientID} {
 					if v != "" {
@@ -146,6 +159,20 @@ Exit status: 0 allow, 3 deny (whatever the reason, policy errors included),
 				return &exitError{code: exitInvalid, err: fmt.Errorf("--explain must be notes or full, not %q", explain)}
 			}
 
+			var refused *engine.Decision
+			if in.AccessToken != "" {
+				tokens, err := tf.config()
+				if err != nil {
+					return &exitError{code: exitInvalid, err: err}
+				}
+				if tokens == nil {
+					return &exitError{code: exitInvalid, err: errors.New("--token needs --token-issuer, --token-audience and --token-jwks")}
+				}
+				var bad *request.Error
+				if refused, bad = tokens.Resolve(&in); bad != nil {
+					return &exitError{code: exitInvalid, err: fmt.Errorf("invalid input: %s", bad.Error())}
+				}
+			}
 			src, err := pf.source(cmd)
 			if err != nil {
 				return err
@@ -154,8 +181,10 @@ Exit status: 0 allow, 3 deny (whatever the reason, policy errors included),
 			if err != nil {
 				return &exitError{code: exitInvalid, err: err}
 			}
-			d, err := eng.DecideInput(cmd.Context(), in, opt)
-			if err != nil {
+			var d engine.Decision
+			if refused != nil {
+				d = *refused
+			} else if d, err = eng.DecideInput(cmd.Context(), in, opt); err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "scopegate: policy error (the answer is a deny):", err)
 			}
 			out := cmd.OutOrStdout()
@@ -185,6 +214,8 @@ Exit status: 0 allow, 3 deny (whatever the reason, policy errors included),
 	f.StringVar(&subject, "subject", "", "who is asking (optional)")
 	f.StringVar(&clientID, "client-id", "", "the OAuth client (optional)")
 	f.StringVar(&inputFile, "input", "", "read a whole /v1/decide request body from this file (- for stdin)")
+	f.StringVar(&tokenArg, "token", "", "the end user's JWT access token instead of --scopes (- reads it from stdin); needs --token-issuer, --token-audience, --token-jwks")
+	tf.register(f)
 	f.StringVar(&explain, "explain", "", "print the reasoning; =full adds OPA's trace")
 	f.Lookup("explain").NoOptDefVal = "notes"
 	f.BoolVar(&asJSON, "json", false, "print the decision as JSON, as /v1/decide answers it")

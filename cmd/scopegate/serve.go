@@ -20,7 +20,6 @@ import (
 	"github.com/scopegate/scopegate/internal/engine"
 	"github.com/scopegate/scopegate/internal/server"
 	"github.com/scopegate/scopegate/internal/source"
-	"github.com/scopegate/scopegate/internal/token"
 )
 
 type serveConfig struct {
@@ -46,9 +45,7 @@ type serveConfig struct {
 	decisionTimeout   time.Duration
 	activationTimeout time.Duration
 
-	tokenIssuer, tokenAudience, tokenJWKS string
-	tokenTyps                             []string
-	tokenLeeway                           time.Duration
+	tokens tokenFlags
 }
 
 func newServeCmd() *cobra.Command {
@@ -98,11 +95,7 @@ Every flag can also be set as SCOPEGATE_<FLAG> (e.g. SCOPEGATE_ADDR).`,
 	f.Var(&cfg.bundleMaxBytes, "bundle-max-bytes", "refuse a bundle whose archive, or whose files once decompressed, exceed this size, e.g. 64MiB")
 	cfg.cacheBytes = engine.DefaultCacheBytes
 	f.Var(&cfg.cacheBytes, "decision-cache-bytes", "memory for cached decisions, keys included, e.g. 64MiB (0: no cache)")
-	f.StringVar(&cfg.tokenIssuer, "token-issuer", "", "accept JWT access tokens (access_token) from this issuer (iss, exactly)")
-	f.StringVar(&cfg.tokenAudience, "token-audience", "", "the audience (aud) access tokens must be for: this API")
-	f.StringVar(&cfg.tokenJWKS, "token-jwks", "", "the issuer's public keys, a JWKS file")
-	f.StringSliceVar(&cfg.tokenTyps, "token-typ", token.DefaultTyps, "accepted typ headers; RFC 9068 says at+jwt, many providers (Keycloak, Entra ID, older Auth0 and Okta) write JWT: at+jwt,JWT accepts both")
-	f.DurationVar(&cfg.tokenLeeway, "token-leeway", 60*time.Second, "allowed clock skew on exp, nbf and iat")
+	cfg.tokens.register(f)
 	f.DurationVar(&cfg.decisionTimeout, "decision-timeout", engine.DefaultEvalTimeout, "deadline for one policy evaluation; past it the decision is a deny (policy_error)")
 	f.DurationVar(&cfg.activationTimeout, "activation-timeout", bundle.DefaultActivationTimeout, "deadline for activating a policy (compile, smoke decision, --bundle-run-tests); past it the policy is refused")
 	return cmd
@@ -125,16 +118,9 @@ func serve(ctx context.Context, cfg serveConfig) error {
 	if cfg.cacheBytes < 0 {
 		return errors.New("--decision-cache-bytes must not be negative")
 	}
-	var tokens *token.Config
-	switch n := countSet(cfg.tokenIssuer, cfg.tokenAudience, cfg.tokenJWKS); {
-	case n == 3:
-		keys, err := token.LoadJWKS(cfg.tokenJWKS)
-		if err != nil {
-			return fmt.Errorf("--token-jwks: %w", err)
-		}
-		tokens = &token.Config{Issuer: cfg.tokenIssuer, Audience: cfg.tokenAudience, Keys: keys, Typs: cfg.tokenTyps, Leeway: cfg.tokenLeeway}
-	case n > 0:
-		return errors.New("--token-issuer, --token-audience and --token-jwks go together")
+	tokens, err := cfg.tokens.config()
+	if err != nil {
+		return err
 	}
 	reg := prometheus.NewRegistry()
 	var srvRef atomic.Pointer[server.Server]
@@ -296,15 +282,4 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// countSet counts the non-empty values.
-func countSet(vs ...string) int {
-	n := 0
-	for _, v := range vs {
-		if v != "" {
-			n++
-		}
-	}
-	return n
 }

@@ -131,3 +131,26 @@ func TestServeAccessTokens(t *testing.T) {
 		t.Errorf("no issuer configured: %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestDecideWithAToken: scopegate decide --token verifies the token as serve
+// does, and decides on what it grants.
+func TestDecideWithAToken(t *testing.T) {
+	is := testpki.NewIssuer(t)
+	flags := []string{"decide", "--catalog", repoPath("scopes.yaml"), "--policies", repoPath("policies"),
+		"--token-issuer", "iss", "--token-audience", "aud", "--token-jwks", is.JWKS, "--action", "project:read"}
+	claims := map[string]any{"iss": "iss", "aud": "aud", "sub": "u", "client_id": "c", "exp": time.Now().Add(time.Hour).Unix(), "scope": "openid project:write"}
+	good := is.Token(t, "at+jwt", claims)
+	if out, errOut, code := runCLI(t, append(flags, "--token", good)...); code != 0 || !strings.HasPrefix(out, "allow") {
+		t.Errorf("valid token: exit %d: %s%s", code, out, errOut)
+	}
+	claims["exp"] = time.Now().Add(-time.Hour).Unix()
+	if out, _, code := runCLI(t, append(flags, "--token", is.Token(t, "at+jwt", claims))...); code != 3 || !strings.Contains(out, "deny (invalid_token)") {
+		t.Errorf("expired token: exit %d: %s", code, out)
+	}
+	if _, errOut, code := runCLI(t, "decide", "--catalog", repoPath("scopes.yaml"), "--policies", repoPath("policies"), "--token", good, "--action", "user:read"); code != 2 || !strings.Contains(errOut, "--token-issuer") {
+		t.Errorf("no issuer: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, append(flags, "--token", good, "--scopes", "user:read")...); code != 2 || !strings.Contains(errOut, "--token") {
+		t.Errorf("token and scopes: exit %d: %s", code, errOut)
+	}
+}
