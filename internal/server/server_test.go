@@ -109,7 +109,7 @@ func start(t *testing.T, eng *engine.Engine, log server.DecisionLog) string {
 	return newTestServer(t, server.New(eng, server.Options{Log: log}))
 }
 
-func newTestServer(t *testing.T, h http.Handler) string {
+func newTestServer(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)

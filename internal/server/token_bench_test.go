@@ -1,0 +1,62 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scopegate/scopegate/internal/engine"
+	"github.com/scopegate/scopegate/internal/server"
+	"github.com/scopegate/scopegate/internal/source"
+	"github.com/scopegate/scopegate/internal/testpki"
+	"github.com/scopegate/scopegate/internal/token"
+)
+
+// BenchmarkDecideToken compares /v1/decide given the end user's JWT access
+// token (verified on every request: RS256) with the same question given as
+// a scope list, over HTTP, the decision log off:
+//
+//	go test -run '^$' -bench DecideToken -benchtime 3s ./internal/server/
+func BenchmarkDecideToken(b *testing.B) {
+	src, err := source.FromFiles("../../scopes.yaml", "../../policies")
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := engine.New(context.Background(), src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	is := testpki.NewIssuer(b)
+	keys, err := token.LoadJWKS(is.JWKS)
+	if err != nil {
+		b.Fatal(err)
+	}
+	url := newTestServer(b, server.New(eng, server.Options{Tokens: &token.Config{Issuer: "iss", Audience: "aud", Keys: keys}})) + "/v1/decide"
+	tok := is.Token(b, "at+jwt", map[string]any{"iss": "iss", "aud": "aud", "sub": "user-7", "client_id": "translator-bot",
+		"exp": time.Now().Add(time.Hour).Unix(), "scope": "openid user:read project:write"})
+	for _, tc := range []struct{ name, body string }{
+		{"scopes", `{"subject":"user-7","client_id":"translator-bot","scope":"user:read project:write","method":"GET","path":"/projects/42"}`},
+		{"token", `{"access_token":"` + tok + `","method":"GET","path":"/projects/42"}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := client.Post(url, "application/json", strings.NewReader(tc.body))
+					if err != nil {
+						b.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Fatalf("status %d", resp.StatusCode)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+		})
+	}
+}
