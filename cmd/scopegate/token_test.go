@@ -154,3 +154,24 @@ func TestDecideWithAToken(t *testing.T) {
 		t.Errorf("token and scopes: exit %d: %s", code, errOut)
 	}
 }
+
+// TestREADMEDemoToken: the demo issuer in examples/tokens decides as the
+// README shows.
+func TestREADMEDemoToken(t *testing.T) {
+	tok, err := os.ReadFile(repoPath("examples/tokens/access_token.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, "decide", "--catalog", repoPath("scopes.yaml"), "--policies", repoPath("policies"),
+		"--token-issuer", "https://id.example.com", "--token-audience", "https://api.example.com",
+		"--token-jwks", repoPath("examples/tokens/jwks.json"), "--token", strings.TrimSpace(string(tok)),
+		"--method", "POST", "--path", "/projects/42/launch", "--json")
+	var d map[string]any
+	if err := json.Unmarshal([]byte(out), &d); err != nil || code != 3 {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	if d["reason"] != "missing_scope" || fmt.Sprint(d["foreign_scopes"]) != "[openid profile]" ||
+		d["www_authenticate"] != `Bearer error="insufficient_scope", scope="project:launch"` {
+		t.Errorf("demo token: %v", d)
+	}
+}
