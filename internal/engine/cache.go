@@ -218,11 +218,14 @@ func (c *decisionCache) bytes() int64 {
 
 // decisionBytes is what d's strings and slices point to.
 func decisionBytes(d Decision) int64 {
-	n := int64(len(d.Reason) + len(d.Action) + len(d.Route) + len(d.Narrowest) + len(d.Remedy))
-	for _, s := range [][]string{d.RequiredAnyOf, d.GrantedEffective, d.Matched, d.Missing,
-		d.UnknownScopes, d.Explain, d.RequestedNotGranted, d.Trace} {
-		n += int64(cap(s)) * 16
-		for _, x := range s {
+	strs, lists := d.Texts()
+	var n int64
+	for _, s := range strs {
+		n += int64(len(*s))
+	}
+	for _, l := range lists {
+		n += int64(cap(*l)) * 16
+		for _, x := range *l {
 			n += int64(len(x))
 		}
 	}

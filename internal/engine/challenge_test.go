@@ -1,6 +1,9 @@
 package engine
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 // TestChallenge: the RFC 6750 challenge of each kind of deny, quoted safely.
 func TestChallenge(t *testing.T) {
@@ -17,6 +20,31 @@ func TestChallenge(t *testing.T) {
 	} {
 		if got := challenge(&tc.d); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.d.Reason, got, tc.want)
+		}
+	}
+}
+
+// TestTextsCoverEveryTextField: Texts names every string and string-list
+// field of Decision, so masking, the cache's charge and the log's bounds
+// miss none.
+func TestTextsCoverEveryTextField(t *testing.T) {
+	var d Decision
+	strs, lists := d.Texts()
+	covered := map[any]bool{}
+	for _, s := range strs {
+		covered[s] = true
+	}
+	for _, l := range lists {
+		covered[l] = true
+	}
+	v := reflect.ValueOf(&d).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Interface().(type) {
+		case string, []string:
+			if !covered[f.Addr().Interface()] {
+				t.Errorf("Decision.%s is not in Texts", v.Type().Field(i).Name)
+			}
 		}
 	}
 }

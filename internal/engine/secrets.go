@@ -34,12 +34,22 @@ func (d Decision) withoutJWTs() Decision {
 			(*l)[i] = m
 		}
 	}
-	for _, s := range []*string{&d.Reason, &d.Action, &d.Route, &d.Narrowest, &d.Remedy} {
+	strs, lists := d.Texts()
+	for _, s := range strs {
 		str(s)
 	}
-	for _, l := range []*[]string{&d.RequiredAnyOf, &d.GrantedEffective, &d.Matched, &d.Missing,
-		&d.UnknownScopes, &d.ForeignScopes, &d.Explain, &d.RequestedNotGranted, &d.Trace} {
+	for _, l := range lists {
 		list(l)
 	}
 	return d
+}
+
+// Texts lists d's text fields, its strings then its string lists, the most
+// telling first (the order a bounded copy keeps them in): the one list
+// that masking, the cache's byte charge and the log's bounds all walk, so
+// none of them misses a field and a new field is added here only.
+func (d *Decision) Texts() (strs []*string, lists []*[]string) {
+	return []*string{&d.Reason, &d.Action, &d.Route, &d.Narrowest, &d.Remedy, &d.WWWAuthenticate},
+		[]*[]string{&d.Missing, &d.RequiredAnyOf, &d.Matched, &d.Explain, &d.UnknownScopes, &d.ForeignScopes,
+			&d.RequestedNotGranted, &d.GrantedEffective, &d.Trace}
 }

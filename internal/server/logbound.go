@@ -32,11 +32,11 @@ func needsBound(d *engine.Decision, enc []byte) bool {
 func boundedForLog(d engine.Decision) engine.Decision {
 	d.Trace = nil
 	left := logResultBudget
-	for _, s := range []*string{&d.Action, &d.Route, &d.Narrowest, &d.Remedy} {
+	strs, lists := d.Texts()
+	for _, s := range strs[1:] { // the reason is a short code, never cut
 		*s = cutString(*s, &left)
 	}
-	for _, l := range []*[]string{&d.Missing, &d.RequiredAnyOf, &d.Matched, &d.Explain,
-		&d.UnknownScopes, &d.ForeignScopes, &d.RequestedNotGranted, &d.GrantedEffective} {
+	for _, l := range lists {
 		*l = cutList(*l, &left)
 	}
 	return d

@@ -23,10 +23,11 @@ func TestBoundedForLog(t *testing.T) {
 		long[i] = strings.Repeat("x", 300)
 	}
 	big := engine.Decision{Reason: "unknown_scope", Action: strings.Repeat("a", 1000), UnknownScopes: long,
-		Explain: []string{strings.Repeat("é", 400)}, GrantedEffective: long}
+		Explain: []string{strings.Repeat("é", 400)}, GrantedEffective: long, ForeignScopes: long,
+		WWWAuthenticate: `Bearer error="invalid_token", error_description="` + strings.Repeat("d", 500) + `"`}
 	got = boundedForLog(big)
-	size := len(got.Action)
-	for _, l := range [][]string{got.UnknownScopes, got.Explain, got.GrantedEffective} {
+	size := len(got.Action) + len(got.WWWAuthenticate)
+	for _, l := range [][]string{got.UnknownScopes, got.Explain, got.GrantedEffective, got.ForeignScopes} {
 		for _, s := range l {
 			size += len(s) + 3
 		}
@@ -36,6 +37,9 @@ func TestBoundedForLog(t *testing.T) {
 	}
 	if !strings.HasSuffix(got.Action, "...(744 bytes not logged)") {
 		t.Errorf("action cut: %q", got.Action[200:])
+	}
+	if !strings.HasSuffix(got.WWWAuthenticate, "bytes not logged)") || len(got.ForeignScopes) > 1 {
+		t.Errorf("www_authenticate or foreign_scopes not bounded: %q, %d scopes", got.WWWAuthenticate, len(got.ForeignScopes))
 	}
 	if last := got.GrantedEffective[len(got.GrantedEffective)-1]; !strings.HasSuffix(last, "more not logged)") {
 		t.Errorf("granted_effective has no marker: %q", last)
