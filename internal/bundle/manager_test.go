@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -320,4 +321,34 @@ func count(t *testing.T, reg *prometheus.Registry, name string) int {
 		}
 	}
 	return 0
+}
+
+// TestActivationDeadline: with the decision deadline out of the way, a
+// bundle whose smoke decision would run for hours is refused at
+// --activation-timeout (ManagerOptions.ActivationTimeout), not waited for.
+func TestActivationDeadline(t *testing.T) {
+	const field = `"allow": allow,`
+	wedged := build(t, copyPolicies(t, func(name, text string) string {
+		if name != "authz.rego" {
+			return text
+		}
+		if !strings.Contains(text, field) {
+			t.Fatal("authz.rego no longer has " + field)
+		}
+		return strings.Replace(text, field, field+` "spin": spin,`, 1) +
+			"\nspin := count([1 | some i in numbers.range(1, 100000); some j in numbers.range(1, 100000)])\n"
+	}), nil)
+	src, err := bundle.ReadTarGz(wedged.TarGz, bundle.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := bundle.NewManager(bundle.ManagerOptions{ActivationTimeout: time.Second,
+		EngineOptions: []engine.Option{engine.WithEvalTimeout(time.Hour)}})
+	err = m.Activate(context.Background(), src, "wedged")
+	// (Under load the deadline may pass while compiling or checking the
+	// policy against the catalog, before the smoke decision.)
+	if stage := bundle.StageOf(err); err == nil || stage != bundle.StageCompile && stage != bundle.StageValidate || !strings.Contains(err.Error(), "deadline") ||
+		strings.Contains(err.Error(), "1h0m0s") || m.Engine() != nil {
+		t.Fatalf("wedged bundle: %v (engine %v)", err, m.Engine())
+	}
 }

@@ -248,7 +248,12 @@ func (e *Engine) Decide(ctx context.Context, input ast.Value, opt Options) (Deci
 		tracer = topdown.NewBufferTracer()
 		evalOpts = append(evalOpts, rego.EvalQueryTracer(tracer))
 	}
+	// ours: the decision deadline, not an earlier one of the caller's (an
+	// activation's), is the one that can expire; the message names it.
+	ours := false
 	if e.evalTimeout > 0 {
+		caller, bounded := ctx.Deadline()
+		ours = !bounded || time.Until(caller) > e.evalTimeout
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.evalTimeout)
 		defer cancel()
@@ -262,7 +267,7 @@ func (e *Engine) Decide(ctx context.Context, input ast.Value, opt Options) (Deci
 			why := "the caller went away"
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				why = "exceeded its deadline"
-				if e.evalTimeout > 0 {
+				if ours {
 					why += " (" + e.evalTimeout.String() + ")"
 				}
 			}

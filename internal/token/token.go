@@ -8,6 +8,7 @@
 package token
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -166,7 +167,7 @@ func Verify(c *Config, raw string) (Claims, error) {
 // claims checks the claims RFC 9068 section 4 names and reads the scopes.
 func (c *Config) claims(payload []byte) (Claims, error) {
 	var all map[string]any
-	dec := json.NewDecoder(strings.NewReader(string(payload)))
+	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	if err := dec.Decode(&all); err != nil {
 		return fail("malformed", "claims are not a JSON object")
