@@ -185,23 +185,31 @@ func (l *queueingLog) LogDurable(ctx context.Context, ev decisionlog.Event) erro
 
 const threeChecks = `{"granted_scopes":["project:manage"],"checks":[{"action":"project:read"},{"action":"project:launch"},{"action":"user:read"}]}`
 
+// batchThreeChecks asks threeChecks of a server logging to log.
+func batchThreeChecks(t *testing.T, log server.DecisionLog) (int, []decideResponse) {
+	t.Helper()
+	resp, err := http.Post(start(t, repoEngine(t), log)+"/v1/decide/batch", "application/json", strings.NewReader(threeChecks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Results []decideResponse }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, out.Results
+}
+
 // TestBatchWaitsOnce: a batch queues every record but the last and waits
 // for that one only, so a batch of N costs one fsync wait, not N.
 func TestBatchWaitsOnce(t *testing.T) {
 	log := &queueingLog{}
-	url := start(t, repoEngine(t), log)
-	resp, err := http.Post(url+"/v1/decide/batch", "application/json", strings.NewReader(threeChecks))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out struct{ Results []decideResponse }
-	json.NewDecoder(resp.Body).Decode(&out)
-	resp.Body.Close()
+	_, results := batchThreeChecks(t, log)
 	if log.queued != 2 || log.waited != 1 || len(log.all()) != 3 {
 		t.Fatalf("queued %d waited %d records %d", log.queued, log.waited, len(log.all()))
 	}
-	if len(out.Results) != 3 || !out.Results[0].Allow || !out.Results[1].Allow || out.Results[2].Allow {
-		t.Fatalf("results %+v", out.Results)
+	if len(results) != 3 || !results[0].Allow || !results[1].Allow || results[2].Allow {
+		t.Fatalf("results %+v", results)
 	}
 }
 
@@ -209,18 +217,11 @@ func TestBatchWaitsOnce(t *testing.T) {
 // records is known to be durable, so every check is denied log_unavailable.
 func TestBatchLastWaitFailsAll(t *testing.T) {
 	log := &queueingLog{failDurable: true}
-	url := start(t, repoEngine(t), log)
-	resp, err := http.Post(url+"/v1/decide/batch", "application/json", strings.NewReader(threeChecks))
-	if err != nil {
-		t.Fatal(err)
+	status, results := batchThreeChecks(t, log)
+	if status != 200 || len(results) != 3 {
+		t.Fatalf("status %d, %d results", status, len(results))
 	}
-	var out struct{ Results []decideResponse }
-	json.NewDecoder(resp.Body).Decode(&out)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || len(out.Results) != 3 {
-		t.Fatalf("status %d, %d results", resp.StatusCode, len(out.Results))
-	}
-	for i, d := range out.Results {
+	for i, d := range results {
 		if d.Allow || d.Reason != "log_unavailable" {
 			t.Errorf("check %d: %+v", i, d)
 		}
@@ -233,18 +234,11 @@ func TestBatchLastWaitFailsAll(t *testing.T) {
 // no check is answered as allowed.
 func TestBatchLostRecordFailsAll(t *testing.T) {
 	log := &queueingLog{loseQueued: 1}
-	url := start(t, repoEngine(t), log)
-	resp, err := http.Post(url+"/v1/decide/batch", "application/json", strings.NewReader(threeChecks))
-	if err != nil {
-		t.Fatal(err)
+	status, results := batchThreeChecks(t, log)
+	if status != 200 || len(results) != 3 || len(log.all()) != 2 {
+		t.Fatalf("status %d, %d results, %d records", status, len(results), len(log.all()))
 	}
-	var out struct{ Results []decideResponse }
-	json.NewDecoder(resp.Body).Decode(&out)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || len(out.Results) != 3 || len(log.all()) != 2 {
-		t.Fatalf("status %d, %d results, %d records", resp.StatusCode, len(out.Results), len(log.all()))
-	}
-	for i, d := range out.Results {
+	for i, d := range results {
 		if d.Allow || d.Reason != "log_unavailable" {
 			t.Errorf("check %d answered without a durable record: %+v", i, d)
 		}
