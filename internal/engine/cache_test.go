@@ -77,16 +77,9 @@ func TestCachedDecisionsMatchEvaluated(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	cached, err := New(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cached, plain := cachedAndPlain(t, src)
 	if st := cached.CacheStats(); !st.Enabled {
 		t.Fatalf("repo policy not cacheable: %s", st.Disabled)
-	}
-	plain, err := New(ctx, src, WithCacheBytes(0))
-	if err != nil {
-		t.Fatal(err)
 	}
 	inputs := []Input{
 		{GrantedScopes: []string{"project:write", "user:read"}, Action: "project:launch"},
@@ -133,17 +126,10 @@ func TestCacheKeyedOnTheFieldsAnABACPolicyReads(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	cached, err := New(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cached, plain := cachedAndPlain(t, src)
 	st := cached.CacheStats()
 	if !st.Enabled || strings.Join(st.Fields, " ") != "resource.owner subject" {
 		t.Fatalf("cache stats %+v", st)
-	}
-	plain, err := New(ctx, src, WithCacheBytes(0))
-	if err != nil {
-		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(5, 8))
 	for i := range 400 {
@@ -220,4 +206,18 @@ func TestCacheChargeCoversHeap(t *testing.T) {
 		t.Fatalf("a full cache holds %d heap bytes, budget %d (charged %d)", grown, budget, c.bytes())
 	}
 	runtime.KeepAlive(c)
+}
+
+// cachedAndPlain compiles src twice: with the decision cache, and without
+// it, the reference a cached answer must equal.
+func cachedAndPlain(t *testing.T, src *source.Source) (cached, plain *Engine) {
+	t.Helper()
+	var err error
+	if cached, err = New(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	if plain, err = New(context.Background(), src, WithCacheBytes(0)); err != nil {
+		t.Fatal(err)
+	}
+	return cached, plain
 }

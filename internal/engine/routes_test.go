@@ -167,14 +167,7 @@ func TestRouteKeyedCacheMatchesEvaluated(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	cached, err := New(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := New(ctx, src, WithCacheBytes(0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cached, plain := cachedAndPlain(t, src)
 	r := rand.New(rand.NewPCG(3, 5))
 	paths := []string{"/projects/%d", "/projects/%d/launch", "/projects/%d/documents", "/projects/templates", "/glossaries/%d",
 		"/nowhere/%d", "/projects/%d/x", "/projects//launch", "/me", "/discussions/%d/messages"}
