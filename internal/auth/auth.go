@@ -144,11 +144,18 @@ func loadTokens(path string, role Role) ([]token, error) {
 // Authenticate returns who r comes from. With auth off everyone is an
 // anonymous decide caller; with auth on an unknown caller gets RoleNone.
 func (a *Authenticator) Authenticate(r *http.Request) Caller {
+	return a.AuthenticateFrom(r, "Authorization")
+}
+
+// AuthenticateFrom is Authenticate reading the bearer token from header:
+// a gateway's forwarded request carries the end user's Authorization, and
+// the gateway's own token in another header.
+func (a *Authenticator) AuthenticateFrom(r *http.Request, header string) Caller {
 	if !a.Enabled() {
 		return Caller{Name: "anonymous", Method: "none", Role: RoleDecide}
 	}
 	best := Caller{Method: "none", Role: RoleNone}
-	if h := r.Header.Get("Authorization"); h != "" {
+	if h := r.Header.Get(header); h != "" {
 		if scheme, secret, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 			if t, ok := a.match(strings.TrimSpace(secret)); ok {
 				best = Caller{Name: t.name, Method: "token", Role: t.role}

@@ -37,6 +37,12 @@ const (
 	// ReasonInvalidToken: the access token was not accepted (expired, bad
 	// signature, unknown key, wrong issuer, audience or typ, malformed).
 	ReasonInvalidToken = "invalid_token"
+	// ReasonMissingToken: a gateway forwarded a request that carried no
+	// bearer access token.
+	ReasonMissingToken = "missing_token"
+	// ReasonTokenUnavailable: the token could not be checked (no verifier
+	// configured); a deny, never an allow.
+	ReasonTokenUnavailable = "token_unavailable"
 )
 
 // Decision is the policy's answer with its explanation.

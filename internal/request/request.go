@@ -394,3 +394,13 @@ func joinPath(parent, key string) string {
 	}
 	return parent + "." + key
 }
+
+// CheckRoute accepts what /v1/decide accepts as method and path; errors
+// name the fields "method" and "path". The gateway adapters check the
+// route they were forwarded with it.
+func CheckRoute(method, path string) *Error {
+	if e := checkMethod(method); e != nil {
+		return e
+	}
+	return checkPath(path)
+}

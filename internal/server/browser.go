@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/scopegate/scopegate/internal/forwardauth"
 	"github.com/scopegate/scopegate/internal/request"
 )
 
@@ -21,7 +22,11 @@ import (
 //     other than it, or Sec-Fetch-Site cross-site or same-site, is refused.
 //
 // curl and services send neither Origin nor Sec-Fetch-Site and pass; so
-// does the /ui page, which scopegate serves itself.
+// does the /ui page, which scopegate serves itself. A forward-auth request
+// that carries the forwarded method header is not checked: its Host, Origin
+// and Sec-Fetch-Site are the end user's, passed on by the gateway (Caddy
+// passes them all), and a page on another site cannot send that header
+// without a CORS preflight, which scopegate never approves.
 func (s *Server) guardBrowser(next http.Handler) http.Handler {
 	if s.opts.Auth != nil && s.opts.Auth.Enabled() {
 		return next
@@ -31,6 +36,10 @@ func (s *Server) guardBrowser(next http.Handler) http.Handler {
 		allowed[strings.ToLower(h)] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == forwardauth.Path && forwardauth.Forwarded(r.Header) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if why := s.browserRefusal(r, allowed); why != "" {
 			s.metrics.authFailures.WithLabelValues("forbidden").Inc()
 			writeError(w, http.StatusForbidden, &request.Error{Code: "forbidden", Message: why})

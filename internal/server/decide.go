@@ -113,8 +113,13 @@ func (a *answer) encode(d engine.Decision) {
 
 // writeDecision answers with resp, whose decision a holds encoded.
 func writeDecision(w http.ResponseWriter, resp *response, a *answer) {
+	writeDecisionStatus(w, http.StatusOK, resp, a)
+}
+
+// writeDecisionStatus is writeDecision answering with status.
+func writeDecisionStatus(w http.ResponseWriter, status int, resp *response, a *answer) {
 	if a.err != nil {
-		writeJSON(w, http.StatusOK, resp)
+		writeJSON(w, status, resp)
 		return
 	}
 	out := append(a.out[:0], `{"decision_id":`...)
@@ -131,7 +136,7 @@ func writeDecision(w http.ResponseWriter, resp *response, a *answer) {
 	a.out = out
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	_, _ = w.Write(out) // the client went away; nothing useful to do
 }
 

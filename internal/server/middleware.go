@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/scopegate/scopegate/internal/auth"
+	"github.com/scopegate/scopegate/internal/forwardauth"
 	"github.com/scopegate/scopegate/internal/request"
 )
 
@@ -71,7 +72,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		need := requiredRole(r.URL.Path)
-		caller := a.Authenticate(r)
+		var caller auth.Caller
+		if r.URL.Path == forwardauth.Path {
+			caller = a.AuthenticateFrom(r, forwardauth.GatewayAuthHeader)
+		} else {
+			caller = a.Authenticate(r)
+		}
 		if need == auth.RoleAdmin && !a.Enabled() {
 			// With auth off, admin endpoints are for the local operator.
 			caller.Role = auth.RoleAdmin
@@ -81,8 +87,14 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(auth.WithCaller(r.Context(), caller)))
 		case caller.Role == auth.RoleNone:
 			s.metrics.authFailures.WithLabelValues("unauthenticated").Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="scopegate"`)
-			writeError(w, http.StatusUnauthorized, &request.Error{Code: "unauthenticated", Message: "a valid bearer token or client certificate is required"})
+			msg := "a valid bearer token or client certificate is required"
+			if r.URL.Path == forwardauth.Path {
+				// Not a challenge to the end user: the gateway is misconfigured.
+				msg = "the gateway must authenticate with a client certificate or " + forwardauth.GatewayAuthHeader + ": Bearer <its token>; Authorization is the end user's"
+			} else {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="scopegate"`)
+			}
+			writeError(w, http.StatusUnauthorized, &request.Error{Code: "unauthenticated", Message: msg})
 		default:
 			s.metrics.authFailures.WithLabelValues("forbidden").Inc()
 			writeError(w, http.StatusForbidden, &request.Error{Code: "forbidden", Message: "this endpoint needs the " + need.String() + " role"})

@@ -20,6 +20,7 @@ import (
 	"github.com/scopegate/scopegate/internal/auth"
 	"github.com/scopegate/scopegate/internal/decisionlog"
 	"github.com/scopegate/scopegate/internal/engine"
+	"github.com/scopegate/scopegate/internal/forwardauth"
 	"github.com/scopegate/scopegate/internal/logindex"
 	"github.com/scopegate/scopegate/internal/request"
 	"github.com/scopegate/scopegate/internal/token"
@@ -107,6 +108,7 @@ func New(eng *engine.Engine, opts Options) *Server {
 	r.Use(s.recoverPanics, withRequestID, s.guardBrowser, s.authenticate)
 	r.HandleFunc("/v1/decide", s.handleDecide).Methods(http.MethodPost)
 	r.HandleFunc("/v1/decide/batch", s.handleDecideBatch).Methods(http.MethodPost)
+	r.HandleFunc(forwardauth.Path, s.handleForwardAuth) // any method: gateways forward GET, HEAD, POST...
 	r.HandleFunc("/v1/scopes", s.handleScopes).Methods(http.MethodGet)
 	r.HandleFunc("/v1/scopes/normalize", s.handleNormalize).Methods(http.MethodPost)
 	r.HandleFunc("/v1/scopes/{name}", s.handleScope).Methods(http.MethodGet)
@@ -173,9 +175,13 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			}
 			s.opts.Logger.Error("panic serving request", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 			s.metrics.panics.Inc()
-			if r.URL.Path == "/v1/decide" {
+			if r.URL.Path == "/v1/decide" || r.URL.Path == forwardauth.Path {
 				d := engine.Deny(engine.ReasonPolicyError, "internal error while deciding; denied")
-				writeJSON(w, http.StatusOK, response{DecisionID: uuid.NewString(), Decision: d, Policy: engine.Policy})
+				status := http.StatusOK // /v1/decide: the answer says deny
+				if r.URL.Path == forwardauth.Path {
+					status = forwardauth.Status(&d) // a gateway lets any 200 through
+				}
+				writeJSON(w, status, response{DecisionID: uuid.NewString(), Decision: d, Policy: engine.Policy})
 				return
 			}
 			writeError(w, http.StatusInternalServerError, &request.Error{Code: "internal", Message: "internal error"})
