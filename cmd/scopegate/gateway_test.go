@@ -303,7 +303,8 @@ func TestREADMEShipsGatewayConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for file, lang := range map[string]string{"nginx.conf": "nginx", "Caddyfile": "caddy", "traefik.yml": "yaml"} {
+	for file, lang := range map[string]string{"nginx.conf": "nginx", "Caddyfile": "caddy", "traefik.yml": "yaml",
+		"envoy-grpc.yaml": "yaml", "envoy-http.yaml": "yaml"} {
 		raw, err := os.ReadFile(repoPath("examples/gateway/" + file))
 		if err != nil {
 			t.Fatal(err)

@@ -50,6 +50,7 @@ type running struct {
 	url    string
 	stderr *bytes.Buffer
 	done   chan error
+	grpc   string // --grpc-addr's address, set before url
 }
 
 // startServe runs `scopegate serve` on a free loopback port and waits until
@@ -92,6 +93,8 @@ func startServeUnder(t *testing.T, dir string, wrapper []string, args ...string)
 			var rec struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(line), &rec) == nil {
 				switch {
+				case rec.Msg == "ext_authz gRPC listening":
+					r.grpc = rec.Addr // logged before "listening": read after addr
 				case rec.Msg == "listening":
 					addr <- rec.Addr
 				case rec.Msg == "policy loaded" || strings.HasPrefix(rec.Msg, "no policy active"):

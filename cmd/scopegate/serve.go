@@ -45,7 +45,8 @@ type serveConfig struct {
 	decisionTimeout   time.Duration
 	activationTimeout time.Duration
 
-	tokens tokenFlags
+	tokens  tokenFlags
+	gateway gatewayConfig
 }
 
 func newServeCmd() *cobra.Command {
@@ -96,6 +97,7 @@ Every flag can also be set as SCOPEGATE_<FLAG> (e.g. SCOPEGATE_ADDR).`,
 	cfg.cacheBytes = engine.DefaultCacheBytes
 	f.Var(&cfg.cacheBytes, "decision-cache-bytes", "memory for cached decisions, keys included, e.g. 64MiB (0: no cache)")
 	cfg.tokens.register(f)
+	cfg.gateway.register(f)
 	f.DurationVar(&cfg.decisionTimeout, "decision-timeout", engine.DefaultEvalTimeout, "deadline for one policy evaluation; past it the decision is a deny (policy_error)")
 	f.DurationVar(&cfg.activationTimeout, "activation-timeout", bundle.DefaultActivationTimeout, "deadline for activating a policy (compile, smoke decision, --bundle-run-tests); past it the policy is refused")
 	return cmd
@@ -220,6 +222,7 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		DecisionLogPath: cfg.decisionLog,
 		AllowedHosts:    cfg.security.hostsAllowed(cfg.addr),
 		Tokens:          tokens,
+		GatewayDryRun:   cfg.gateway.dryRun,
 	})
 	// The watcher starts only below, so no activation is missed in between.
 	srvRef.Store(srv)
@@ -251,6 +254,21 @@ func serve(ctx context.Context, cfg serveConfig) error {
 	}
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
+	}
+	if cfg.gateway.dryRun {
+		logger.Warn("--gateway-dry-run: forwarded requests are let through whatever the decision; the log records what would have been denied")
+	}
+	if cfg.gateway.grpcAddr != "" {
+		_, stopGRPC, err := serveGRPC(cfg.gateway, srv, authn, tlsCfg, cfg.security.maxConns, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+			defer cancel()
+			stopGRPC(stopCtx)
+		}()
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil, "auth", authn.Enabled(), "decision_log", cfg.decisionLog, "startup_ms", time.Since(start).Milliseconds())
 

@@ -85,14 +85,31 @@ func Read(h http.Header) (Request, *request.Error) {
 	if e != nil {
 		return Request{}, e
 	}
-	path, e := pathOf(fam[1], uri)
+	return route(method, uri, fam[0], fam[1], h)
+}
+
+// ReadPrefixed reads the form Envoy's HTTP ext_authz sends: the original
+// request's method, and its path after Path (Envoy's path_prefix). rest is
+// that remainder, still percent-encoded (URL.EscapedPath). The route comes
+// from the request line alone: forwarded headers alongside it are refused.
+func ReadPrefixed(method, rest string, h http.Header) (Request, *request.Error) {
+	if Forwarded(h) || len(h.Values(families[0][1])) > 0 || len(h.Values(families[1][1])) > 0 {
+		return Request{}, invalid("X-Forwarded-Uri", "sent to "+Path+"/...: the route is the path after "+Path+", so forwarded route headers are not expected")
+	}
+	return route(method, rest, "method", "path", h)
+}
+
+// route reads method, uri (fields name where they came from) and the
+// bearer token in h.
+func route(method, uri, methodField, uriField string, h http.Header) (Request, *request.Error) {
+	path, e := pathOf(uriField, uri)
 	if e != nil {
 		return Request{}, e
 	}
 	if e := request.CheckRoute(method, path); e != nil {
-		field := fam[0]
+		field := methodField
 		if e.Field == "path" {
-			field = fam[1]
+			field = uriField
 		}
 		return Request{}, invalid(field, "%s", e.Message)
 	}
@@ -114,6 +131,9 @@ func Read(h http.Header) (Request, *request.Error) {
 	}
 	return req, nil
 }
+
+// IsPath reports whether p is the forward-auth endpoint, in either form.
+func IsPath(p string) bool { return p == Path || strings.HasPrefix(p, Path+"/") }
 
 // pathOf is the decoded path of a forwarded request URI (its query cut
 // off). An encoded '/' or '\' is refused: decoded, it would make segments
@@ -166,19 +186,42 @@ func Status(d *engine.Decision) int {
 	return http.StatusForbidden
 }
 
+// Outcome is a forwarded request's decision, for an adapter to answer.
+type Outcome struct {
+	ID       string
+	Decision engine.Decision
+	// Input is the input as decided: after the token was verified.
+	Input engine.Input
+	// Body is the decision as /v1/forward-auth answers it, in JSON.
+	Body []byte
+	// DryRun: the gateway lets the request through whatever Decision says.
+	DryRun bool
+}
+
+// Let reports whether the gateway lets the request through.
+func (o *Outcome) Let() bool { return o.Decision.Allow || o.DryRun }
+
+// HeaderDryRun marks an answer that lets a denied request through because
+// of --gateway-dry-run.
+const HeaderDryRun = "X-Scopegate-Dry-Run"
+
 // Headers are the answer's headers for decision id with d, on in (the
-// input as decided: after the token was verified). An allow tells the
-// upstream who asked with which scopes; every answer carries the decision
-// id and reason; a deny carries its RFC 6750 challenge. The upstream
-// headers are always set, empty when unknown, so that a gateway copying
-// them replaces any a client sent itself.
-func Headers(id string, d *engine.Decision, in *engine.Input) http.Header {
+// input as decided: after the token was verified). An answer that lets
+// the request through tells the upstream who asked with which scopes;
+// every answer carries the decision id and reason; a refusal carries its
+// RFC 6750 challenge. The upstream headers are always set, empty when
+// unknown, so that a gateway copying them replaces any a client sent.
+// dryRun: a deny is let through, marked with X-Scopegate-Dry-Run.
+func Headers(id string, d *engine.Decision, in *engine.Input, dryRun bool) http.Header {
 	h := http.Header{}
 	h.Set(HeaderDecisionID, id)
 	h.Set(HeaderReason, d.Reason)
-	if !d.Allow {
+	if !d.Allow && !dryRun {
 		h.Set("WWW-Authenticate", d.WWWAuthenticate)
 		return h
+	}
+	if !d.Allow {
+		h.Set(HeaderDryRun, "deny")
 	}
 	h.Set(HeaderSubject, HeaderValue(in.Subject))
 	h.Set(HeaderClientID, HeaderValue(in.ClientID))

@@ -56,6 +56,13 @@ func FuzzRead(f *testing.F) {
 		if authz != "" {
 			h.Set("Authorization", authz)
 		}
+		if p, e := ReadPrefixed(method, uri, http.Header{"Authorization": {authz}}); e == nil {
+			if e := request.CheckRoute(p.Method, p.Path); e != nil || strings.Contains(strings.ToLower(uri), "%2f") {
+				t.Fatalf("prefixed %q %q read into %q: %v", method, uri, p.Path, e)
+			}
+		} else if e.Field == "" {
+			t.Fatalf("prefixed refusal without a field: %+v", e)
+		}
 		req, e := Read(h)
 		if e != nil {
 			if e.Field == "" || e.Code != request.CodeInvalidInput {

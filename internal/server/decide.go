@@ -122,7 +122,17 @@ func writeDecisionStatus(w http.ResponseWriter, status int, resp *response, a *a
 		writeJSON(w, status, resp)
 		return
 	}
-	out := append(a.out[:0], `{"decision_id":`...)
+	a.out = appendDecision(a.out[:0], resp, a)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(a.out) // the client went away; nothing useful to do
+}
+
+// appendDecision appends the JSON answer of resp, whose decision a holds
+// encoded (a.err == nil), to out.
+func appendDecision(out []byte, resp *response, a *answer) []byte {
+	out = append(out, `{"decision_id":`...)
 	out = decisionlog.AppendString(out, resp.DecisionID)
 	out = append(out, `,"bundle_revision":`...)
 	out = decisionlog.AppendString(out, resp.BundleRevision)
@@ -132,12 +142,7 @@ func writeDecisionStatus(w http.ResponseWriter, status int, resp *response, a *a
 		out = append(out, ',')
 		out = append(out, members[1:len(members)-1]...)
 	}
-	out = append(out, '}', '\n')
-	a.out = out
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(out) // the client went away; nothing useful to do
+	return append(out, '}', '\n')
 }
 
 // evaluate asks the engine; any error is already a fail-closed decision.
@@ -170,13 +175,18 @@ func (s *Server) logUnavailable(resp *response, err error) {
 // reject answers a bad request and still records it: auditors see every
 // call, including the malformed ones.
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, id string, start time.Time, status int, e *request.Error) {
+	s.recordReject(r, id, start, e)
+	w.Header().Set("X-Decision-Id", id)
+	writeJSON(w, status, errorBody{Error: e, DecisionID: id})
+}
+
+// recordReject logs and counts a request refused as bad input.
+func (s *Server) recordReject(r *http.Request, id string, start time.Time, e *request.Error) {
 	d := engine.Deny(engine.ReasonInvalidInput, e.Error())
 	if err := s.recordEvent(r, id, start, map[string]any{"error": e}, (*logResult)(&d), &d, "", "", "", nil, true); err != nil {
 		s.opts.Logger.Error("decision log unavailable", "decision_id", id, "error", err)
 	}
 	s.metrics.observe(engine.ReasonInvalidInput, false, s.opts.Now().Sub(start))
-	w.Header().Set("X-Decision-Id", id)
-	writeJSON(w, status, errorBody{Error: e, DecisionID: id})
 }
 
 // record writes one answered decision, resp, to the decision log, with a

@@ -15,6 +15,7 @@ type metrics struct {
 	panics    prometheus.Counter
 
 	authFailures *prometheus.CounterVec
+	dryRunDenies prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,7 +38,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "scopegate_auth_failures_total",
 		Help: "Requests refused for lack of credentials (unauthenticated) or role (forbidden).",
 	}, []string{"result"})
-	reg.MustRegister(m.decisions, m.latency, m.panics, m.authFailures)
+	m.dryRunDenies = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "scopegate_gateway_dry_run_denies_total",
+		Help: "Gateway requests let through only because of --gateway-dry-run: each was a deny.",
+	})
+	reg.MustRegister(m.decisions, m.latency, m.panics, m.authFailures, m.dryRunDenies)
 	return m
 }
 

@@ -73,7 +73,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		need := requiredRole(r.URL.Path)
 		var caller auth.Caller
-		if r.URL.Path == forwardauth.Path {
+		if forwardauth.IsPath(r.URL.Path) {
 			caller = a.AuthenticateFrom(r, forwardauth.GatewayAuthHeader)
 		} else {
 			caller = a.Authenticate(r)
@@ -88,7 +88,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		case caller.Role == auth.RoleNone:
 			s.metrics.authFailures.WithLabelValues("unauthenticated").Inc()
 			msg := "a valid bearer token or client certificate is required"
-			if r.URL.Path == forwardauth.Path {
+			if forwardauth.IsPath(r.URL.Path) {
 				// Not a challenge to the end user: the gateway is misconfigured.
 				msg = "the gateway must authenticate with a client certificate or " + forwardauth.GatewayAuthHeader + ": Bearer <its token>; Authorization is the end user's"
 			} else {

@@ -68,6 +68,10 @@ type Options struct {
 	// Tokens verifies the access tokens requests may send instead of a
 	// scope list; nil refuses them (400).
 	Tokens *token.Config
+	// GatewayDryRun lets every forwarded request through (/v1/forward-auth
+	// and Envoy's ext_authz answer allow) while logging the real decision:
+	// for rolling scopegate out in front of live traffic.
+	GatewayDryRun bool
 }
 
 // Server answers decisions with the engine it currently holds.
@@ -108,7 +112,8 @@ func New(eng *engine.Engine, opts Options) *Server {
 	r.Use(s.recoverPanics, withRequestID, s.guardBrowser, s.authenticate)
 	r.HandleFunc("/v1/decide", s.handleDecide).Methods(http.MethodPost)
 	r.HandleFunc("/v1/decide/batch", s.handleDecideBatch).Methods(http.MethodPost)
-	r.HandleFunc(forwardauth.Path, s.handleForwardAuth) // any method: gateways forward GET, HEAD, POST...
+	r.HandleFunc(forwardauth.Path, s.handleForwardAuth)                   // any method: gateways forward GET, HEAD, POST...
+	r.PathPrefix(forwardauth.Path + "/").HandlerFunc(s.handleForwardAuth) // Envoy's HTTP ext_authz: path_prefix + path
 	r.HandleFunc("/v1/scopes", s.handleScopes).Methods(http.MethodGet)
 	r.HandleFunc("/v1/scopes/normalize", s.handleNormalize).Methods(http.MethodPost)
 	r.HandleFunc("/v1/scopes/{name}", s.handleScope).Methods(http.MethodGet)
@@ -175,10 +180,10 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			}
 			s.opts.Logger.Error("panic serving request", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 			s.metrics.panics.Inc()
-			if r.URL.Path == "/v1/decide" || r.URL.Path == forwardauth.Path {
+			if r.URL.Path == "/v1/decide" || forwardauth.IsPath(r.URL.Path) {
 				d := engine.Deny(engine.ReasonPolicyError, "internal error while deciding; denied")
 				status := http.StatusOK // /v1/decide: the answer says deny
-				if r.URL.Path == forwardauth.Path {
+				if forwardauth.IsPath(r.URL.Path) {
 					status = forwardauth.Status(&d) // a gateway lets any 200 through
 				}
 				writeJSON(w, status, response{DecisionID: uuid.NewString(), Decision: d, Policy: engine.Policy})
