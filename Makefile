@@ -1,4 +1,4 @@
-.PHONY: test serve ci bench bench-http bench-log soak fuzz gen build install bundle opa
+.PHONY: test serve ci bench bench-http bench-gateway bench-log soak fuzz gen build install bundle opa
 
 # The one test command (README): every Go, Rego and end-to-end test.
 test:
@@ -38,6 +38,11 @@ bench:
 # many tokens, ABAC), interleaved rounds, with ratios; bench/run alone repeats 20 questions.
 bench-http:
 	bench/run -workload realistic -rounds 3
+
+# Forward auth through the real nginx (examples/gateway/nginx.conf) against
+# the same questions on /v1/decide; needs nginx (apt-get install nginx-light).
+bench-gateway:
+	bench/run -workload gateway -rounds 3 -bodies 50000
 
 # Decision throughput with the decision log on against off, one process per run.
 bench-log:

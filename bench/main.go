@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&cfg.rounds, "rounds", 1, "how many times to repeat the throughput step per server (alternating)")
 	flag.StringVar(&cfg.serveArgs, "serve-args", "", "extra flags for scopegate serve, space-separated (e.g. \"--decision-log-sync always\")")
 	soakMode := flag.Bool("soak", false, "instead of comparing with OPA, hold -rate for -duration with a mix of good and bad requests and check nothing is lost")
-	workload := flag.String("workload", "repeated", "repeated: bench/requests.jsonl against opa on the same policy; realistic: fresh ids, many tokens, ABAC, against opa on the same policy and a minimal check (realistic.go)")
+	workload := flag.String("workload", "repeated", "repeated: bench/requests.jsonl against opa on the same policy; realistic: fresh ids, many tokens, ABAC, against opa on the same policy and a minimal check (realistic.go); gateway: forward auth through nginx against direct /v1/decide, with access tokens (gateway.go)")
 	flag.IntVar(&cfg.bodies, "bodies", 100000, "realistic: how many distinct questions (more than a step sends, so each id is fresh)")
 	flag.Parse()
 	runner := run
@@ -59,8 +59,10 @@ func main() {
 		runner = soak
 	case *workload == "realistic":
 		runner = realistic
+	case *workload == "gateway":
+		runner = gateway
 	case *workload != "repeated":
-		fmt.Fprintln(os.Stderr, "bench: -workload is repeated or realistic")
+		fmt.Fprintln(os.Stderr, "bench: -workload is repeated, realistic or gateway")
 		os.Exit(2)
 	}
 	if err := runner(context.Background(), cfg); err != nil {

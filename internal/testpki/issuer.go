@@ -24,38 +24,57 @@ type Issuer struct {
 // NewIssuer makes an Issuer with its JWKS in a temp dir.
 func NewIssuer(t testing.TB) *Issuer {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	is, err := NewIssuerIn(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return is
+}
+
+// NewIssuerIn makes an Issuer with its JWKS in dir (benchmarks use it
+// outside a test).
+func NewIssuerIn(dir string) (*Issuer, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
 	pub, err := jwk.Import(&key.PublicKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	_ = pub.Set(jwk.KeyIDKey, "test-1")
 	set := jwk.NewSet()
 	_ = set.AddKey(pub)
 	raw, _ := json.Marshal(set)
-	path := filepath.Join(t.TempDir(), "jwks.json")
+	path := filepath.Join(dir, "jwks.json")
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return &Issuer{key: key, JWKS: path}
+	return &Issuer{key: key, JWKS: path}, nil
 }
 
 // Token signs claims as an access token with typ (at+jwt for RFC 9068).
 func (is *Issuer) Token(t testing.TB, typ string, claims map[string]any) string {
 	t.Helper()
-	payload, err := json.Marshal(claims)
+	tok, err := is.Sign(typ, claims)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return tok
+}
+
+// Sign is Token outside a test.
+func (is *Issuer) Sign(typ string, claims map[string]any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
 	}
 	h := jws.NewHeaders()
 	_ = h.Set(jws.KeyIDKey, "test-1")
 	_ = h.Set(jws.TypeKey, typ)
 	tok, err := jws.Sign(payload, jws.WithKey(jwa.RS256(), is.key, jws.WithProtectedHeaders(h)))
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	return string(tok)
+	return string(tok), nil
 }
