@@ -169,7 +169,7 @@ Exit status: 0 allow, 3 deny (whatever the reason, policy errors included),
 					return &exitError{code: exitInvalid, err: errors.New("--token needs --token-issuer, --token-audience and --token-jwks")}
 				}
 				var bad *request.Error
-				if refused, bad = tokens.Resolve(&in); bad != nil {
+				if refused, bad = tokens.Resolve(cmd.Context(), &in); bad != nil {
 					return &exitError{code: exitInvalid, err: fmt.Errorf("invalid input: %s", bad.Error())}
 				}
 			}

@@ -124,6 +124,9 @@ func serve(ctx context.Context, cfg serveConfig) error {
 	if err != nil {
 		return err
 	}
+	if tokens != nil {
+		prefetch(ctx, tokens, logger)
+	}
 	reg := prometheus.NewRegistry()
 	var srvRef atomic.Pointer[server.Server]
 	mgr := bundle.NewManager(bundle.ManagerOptions{

@@ -41,7 +41,7 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 	var pre *engine.Decision
 	if ins[0].AccessToken != "" {
 		verified := ins[0]
-		if pre, bad = s.verifyToken(&verified); bad != nil {
+		if pre, bad = s.verifyToken(r.Context(), &verified); bad != nil {
 			s.reject(w, r, uuid.NewString(), start, http.StatusBadRequest, bad)
 			return
 		}

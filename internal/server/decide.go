@@ -54,7 +54,7 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 
 	var pre *engine.Decision
 	if in.AccessToken != "" {
-		if pre, bad = s.verifyToken(&in); bad != nil {
+		if pre, bad = s.verifyToken(r.Context(), &in); bad != nil {
 			s.reject(w, r, id, start, http.StatusBadRequest, bad)
 			return
 		}

@@ -88,7 +88,7 @@ func (s *Server) forwarded(r *http.Request, start time.Time, fr forwardauth.Requ
 		// A forwarded request names no subject or client of its own, so
 		// Resolve has nothing to refuse as bad input: every outcome is a
 		// decision.
-		pre, _ = s.opts.Tokens.Resolve(&in)
+		pre, _ = s.opts.Tokens.Resolve(r.Context(), &in)
 	}
 	if pre != nil && pre.Reason == engine.ReasonInvalidToken && pre.Remedy == "" {
 		pre.Remedy = "get a new access token from the authorization server"

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+
 	"github.com/scopegate/scopegate/internal/engine"
 	"github.com/scopegate/scopegate/internal/request"
 )
@@ -10,10 +12,10 @@ import (
 // (invalid_token) naming the check; a request that cannot be answered
 // (no verifier configured, a subject or client the token contradicts) is
 // refused as bad input.
-func (s *Server) verifyToken(in *engine.Input) (deny *engine.Decision, bad *request.Error) {
+func (s *Server) verifyToken(ctx context.Context, in *engine.Input) (deny *engine.Decision, bad *request.Error) {
 	if s.opts.Tokens == nil {
 		return nil, &request.Error{Code: request.CodeInvalidInput, Field: "access_token",
 			Message: "this server verifies no access tokens: start it with --token-issuer, --token-audience and --token-jwks, or send granted_scopes"}
 	}
-	return s.opts.Tokens.Resolve(in)
+	return s.opts.Tokens.Resolve(ctx, in)
 }

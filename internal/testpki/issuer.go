@@ -19,6 +19,8 @@ type Issuer struct {
 	key *rsa.PrivateKey
 	// JWKS is the path of its JWKS file (public key only).
 	JWKS string
+	// Kid names its key.
+	Kid string
 }
 
 // NewIssuer makes an Issuer with its JWKS in a temp dir.
@@ -31,9 +33,21 @@ func NewIssuer(t testing.TB) *Issuer {
 	return is
 }
 
+// NewIssuerKid is NewIssuer with a key named kid, for key rotations.
+func NewIssuerKid(t testing.TB, kid string) *Issuer {
+	t.Helper()
+	is, err := newIssuer(t.TempDir(), kid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return is
+}
+
 // NewIssuerIn makes an Issuer with its JWKS in dir (benchmarks use it
 // outside a test).
-func NewIssuerIn(dir string) (*Issuer, error) {
+func NewIssuerIn(dir string) (*Issuer, error) { return newIssuer(dir, "test-1") }
+
+func newIssuer(dir, kid string) (*Issuer, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -42,7 +56,7 @@ func NewIssuerIn(dir string) (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = pub.Set(jwk.KeyIDKey, "test-1")
+	_ = pub.Set(jwk.KeyIDKey, kid)
 	set := jwk.NewSet()
 	_ = set.AddKey(pub)
 	raw, _ := json.Marshal(set)
@@ -50,7 +64,7 @@ func NewIssuerIn(dir string) (*Issuer, error) {
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		return nil, err
 	}
-	return &Issuer{key: key, JWKS: path}, nil
+	return &Issuer{key: key, JWKS: path, Kid: kid}, nil
 }
 
 // Token signs claims as an access token with typ (at+jwt for RFC 9068).
@@ -70,7 +84,7 @@ func (is *Issuer) Sign(typ string, claims map[string]any) (string, error) {
 		return "", err
 	}
 	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, "test-1")
+	_ = h.Set(jws.KeyIDKey, is.Kid)
 	_ = h.Set(jws.TypeKey, typ)
 	tok, err := jws.Sign(payload, jws.WithKey(jwa.RS256(), is.key, jws.WithProtectedHeaders(h)))
 	if err != nil {

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -15,10 +16,15 @@ import (
 // SHA-256 fingerprint of the token. A token that fails a check is a deny
 // (invalid_token) naming the check; a subject or client_id the request
 // gives that the token contradicts is bad input.
-func (c *Config) Resolve(in *engine.Input) (deny *engine.Decision, bad *request.Error) {
-	claims, err := Verify(c, in.AccessToken)
+func (c *Config) Resolve(ctx context.Context, in *engine.Input) (deny *engine.Decision, bad *request.Error) {
+	claims, err := Verify(ctx, c, in.AccessToken)
 	sum := sha256.Sum256([]byte(in.AccessToken))
 	in.AccessToken = "" // from here on, only what was verified
+	if errors.Is(err, ErrUnavailable) {
+		d := engine.Deny(engine.ReasonTokenUnavailable, "the access token could not be checked now: "+err.Error()+"; denied")
+		d.Remedy = "retry later; the operator should check that scopegate reaches the issuer"
+		return &d, nil
+	}
 	if err != nil {
 		why := err.Error()
 		var te *Error

@@ -9,6 +9,7 @@ package token
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/scopegate/scopegate/internal/jwks"
 )
 
 // MaxBytes bounds a token: larger ones are refused before any parsing.
@@ -35,11 +38,34 @@ var allowedAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 // tokens; an operator may accept it too (Config.Typs).
 var DefaultTyps = []string{"at+jwt", "application/at+jwt"}
 
+// KeySource finds the issuer's key named kid: a JWKS file (StaticKeys) or
+// URL (jwks.Remote). An error wrapping ErrUnavailable means the keys could
+// not be had now (token_unavailable); any other, that there is no such key.
+type KeySource interface {
+	Key(ctx context.Context, kid string) (jwk.Key, error)
+}
+
+// ErrUnavailable: the token could not be checked now (the issuer's keys,
+// or its introspection endpoint, cannot be reached). A deny, never an
+// allow, with reason token_unavailable.
+var ErrUnavailable = jwks.ErrUnavailable
+
+// StaticKeys are keys loaded once, from a JWKS file.
+type StaticKeys struct{ Set jwk.Set }
+
+// Key returns the key named kid.
+func (s StaticKeys) Key(_ context.Context, kid string) (jwk.Key, error) {
+	if k, ok := s.Set.LookupKeyID(kid); ok {
+		return k, nil
+	}
+	return nil, jwks.ErrUnknownKey
+}
+
 // Config says which tokens are accepted.
 type Config struct {
 	Issuer   string
 	Audience string
-	Keys     jwk.Set
+	Keys     KeySource
 	Typs     []string      // accepted typ headers, compared case-insensitively; nil: DefaultTyps
 	Leeway   time.Duration // allowed clock skew on exp, nbf, iat
 	Now      func() time.Time
@@ -47,28 +73,36 @@ type Config struct {
 
 // LoadJWKS reads a JWKS file of public keys. Symmetric (oct) and private
 // keys are refused: the issuer's public keys are all a verifier needs.
-func LoadJWKS(path string) (jwk.Set, error) {
+func LoadJWKS(path string) (StaticKeys, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("token: JWKS: %w", err)
+		return StaticKeys{}, fmt.Errorf("token: JWKS: %w", err)
 	}
 	set, err := jwk.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("token: JWKS %s: %w", path, err)
+		return StaticKeys{}, fmt.Errorf("token: JWKS %s: %w", path, err)
 	}
+	if err := CheckKeys(set); err != nil {
+		return StaticKeys{}, fmt.Errorf("token: JWKS %s: %w", path, err)
+	}
+	return StaticKeys{set}, nil
+}
+
+// CheckKeys refuses a set holding a symmetric or a private key.
+func CheckKeys(set jwk.Set) error {
 	for i := range set.Len() {
 		k, _ := set.Key(i)
 		if k.KeyType().String() == "oct" {
-			return nil, fmt.Errorf("token: JWKS %s: key %d is a symmetric key; only public keys verify access tokens", path, i)
+			return fmt.Errorf("key %d is a symmetric key; only public keys verify access tokens", i)
 		}
 		if _, err := k.PublicKey(); err != nil {
-			return nil, fmt.Errorf("token: JWKS %s: key %d: %w", path, i, err)
+			return fmt.Errorf("key %d: %w", i, err)
 		}
 		if isPrivate(k) {
-			return nil, fmt.Errorf("token: JWKS %s: key %d is a private key; give the issuer's public keys", path, i)
+			return fmt.Errorf("key %d is a private key; give the issuer's public keys", i)
 		}
 	}
-	return set, nil
+	return nil
 }
 
 func isPrivate(k jwk.Key) bool {
@@ -113,8 +147,9 @@ type header struct {
 }
 
 // Verify checks raw and returns its claims, or an *Error naming the check
-// that failed.
-func Verify(c *Config, raw string) (Claims, error) {
+// that failed, or an error wrapping ErrUnavailable when the issuer's keys
+// cannot be had now.
+func Verify(ctx context.Context, c *Config, raw string) (Claims, error) {
 	if len(raw) > MaxBytes {
 		return fail("malformed", "token is over %d bytes", MaxBytes)
 	}
@@ -150,8 +185,11 @@ func Verify(c *Config, raw string) (Claims, error) {
 	if h.Kid == "" {
 		return fail("kid", "no kid: the key cannot be chosen")
 	}
-	key, ok := c.Keys.LookupKeyID(h.Kid)
-	if !ok {
+	key, err := c.Keys.Key(ctx, h.Kid)
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return Claims{}, err
+	case err != nil:
 		return fail("kid", "no key %q in the issuer's JWKS", h.Kid)
 	}
 	if ka, ok := key.Algorithm(); ok && ka.String() != h.Alg {

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -152,7 +153,7 @@ func TestVerify(t *testing.T) {
 		{"oversized", strings.Repeat("a", MaxBytes+1), "malformed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Verify(is.cfg, tc.token)
+			c, err := Verify(context.Background(), is.cfg, tc.token)
 			if tc.check == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -184,7 +185,7 @@ func TestTypJWTWithTheFlag(t *testing.T) {
 		{func(c map[string]any) { delete(c, "scope"); c["scp"] = []string{"a", "b"} }, []string{"a", "b"}},
 		{func(c map[string]any) { delete(c, "client_id"); c["azp"] = "translator-bot" }, []string{"openid", "user:read", "project:write"}},
 	} {
-		c, err := Verify(is.cfg, is.sign(t, "RS256", "rsa-1", "JWT", claims(tc.edit)))
+		c, err := Verify(context.Background(), is.cfg, is.sign(t, "RS256", "rsa-1", "JWT", claims(tc.edit)))
 		if err != nil || !slices.Equal(c.Scopes, tc.want) || c.ClientID != "translator-bot" {
 			t.Fatalf("%+v %v", c, err)
 		}
@@ -220,7 +221,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, raw string) {
-		_, err := Verify(is.cfg, raw)
+		_, err := Verify(context.Background(), is.cfg, raw)
 		var te *Error
 		if err != nil && !errors.As(err, &te) {
 			t.Fatalf("error %v is not a token.Error", err)

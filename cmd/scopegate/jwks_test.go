@@ -1,0 +1,95 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scopegate/scopegate/internal/testpki"
+)
+
+// TestServeJWKSURL: serve fetches the issuer's keys from its JWKS URL,
+// picks up a rotated key without a restart, and once the endpoint is down
+// past the keys' lifetime denies with token_unavailable (401 never; 503 at
+// the gateway endpoint), and recovers when it is back.
+func TestServeJWKSURL(t *testing.T) {
+	old, next := testpki.NewIssuerKid(t, "k-2026-11"), testpki.NewIssuerKid(t, "k-2026-12")
+	var mu sync.Mutex
+	serving, down := old, false
+	jwksSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		is, d := serving, down
+		mu.Unlock()
+		if d {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		raw, _ := os.ReadFile(is.JWKS)
+		w.Header().Set("Cache-Control", "max-age=1")
+		_, _ = w.Write(raw)
+	}))
+	defer jwksSrv.Close()
+	dir := t.TempDir()
+	srv := startServe(t, dir, "--decision-log", filepath.Join(dir, "decisions.log"),
+		"--token-issuer", "https://id.example.com", "--token-audience", "https://api.example.com",
+		"--token-jwks", jwksSrv.URL+"/jwks", "--token-jwks-min-refresh", "200ms")
+	tok := func(is *testpki.Issuer) string {
+		return is.Token(t, "at+jwt", map[string]any{"iss": "https://id.example.com", "aud": "https://api.example.com",
+			"sub": "u", "client_id": "c", "exp": time.Now().Add(time.Hour).Unix(), "scope": "project:read"})
+	}
+	decide := func(tok string) map[string]any {
+		t.Helper()
+		_, d := srv.decide(t, `{"access_token":"`+tok+`","action":"project:read"}`)
+		return d
+	}
+	if d := decide(tok(old)); d["allow"] != true {
+		t.Fatalf("key from the URL: %v", d)
+	}
+	mu.Lock()
+	serving = next // the issuer rotates its key
+	mu.Unlock()
+	time.Sleep(250 * time.Millisecond)
+	if d := decide(tok(next)); d["allow"] != true {
+		t.Fatalf("rotated key, no restart: %v", d)
+	}
+	mu.Lock()
+	down = true
+	mu.Unlock()
+	time.Sleep(1200 * time.Millisecond) // past max-age=1
+	if d := decide(tok(next)); d["allow"] != false || d["reason"] != "token_unavailable" {
+		t.Fatalf("endpoint down past the keys' lifetime: %v", d)
+	}
+	req, _ := http.NewRequest("GET", srv.url+"/v1/forward-auth", nil)
+	req.Header.Set("X-Forwarded-Method", "GET")
+	req.Header.Set("X-Forwarded-Uri", "/projects/1")
+	req.Header.Set("Authorization", "Bearer "+tok(next))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("X-Scopegate-Reason") != "token_unavailable" {
+		t.Errorf("gateway while the keys are unavailable: %d %s", resp.StatusCode, resp.Header.Get("X-Scopegate-Reason"))
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	time.Sleep(250 * time.Millisecond)
+	if d := decide(tok(next)); d["allow"] != true {
+		t.Errorf("endpoint back: %v", d)
+	}
+}
+
+// TestServeJWKSURLRefusesCleartext: an http JWKS URL off loopback is
+// refused at start.
+func TestServeJWKSURLRefusesCleartext(t *testing.T) {
+	_, stderr, code := runCLI(t, "serve", "--token-issuer", "i", "--token-audience", "a", "--token-jwks", "http://id.example.com/jwks")
+	if code == 0 || !strings.Contains(stderr, "http is allowed only on loopback") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
