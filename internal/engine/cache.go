@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/scopegate/scopegate/internal/bytecache"
 )
 
 // keyedInputs are the input fields a cached decision is keyed on. A policy
@@ -138,19 +138,12 @@ func checkCall(op ast.Ref, loc *ast.Location, note func(string, ...any)) {
 	}
 }
 
-// decisionCache holds recent decisions in two generations: when the young
-// one has taken half the byte budget, it becomes the old one and the
-// previous old one is dropped. Entries are charged what they hold (key,
-// strings, slice headers, map overhead), so whatever keys callers send the
-// cache stays within maxBytes, while keeping what is still being asked for.
+// decisionCache holds recent decisions, bounded in bytes (bytecache).
+// Entries are charged what they hold (key, strings, slice headers, map
+// overhead), so whatever keys callers send the cache stays within its
+// budget, while keeping what is still being asked for.
 type decisionCache struct {
-	mu         sync.RWMutex
-	young, old map[string]Decision
-	// youngBytes and oldBytes are the charged sizes of the generations.
-	youngBytes, oldBytes int64
-	maxBytes             int64
-
-	hits, misses, skipped atomic.Uint64
+	*bytecache.Cache[Decision]
 }
 
 // entryOverhead is what a map entry costs beyond the bytes it points to:
@@ -164,23 +157,10 @@ const entryOverhead = 16 + int64(unsafe.Sizeof(Decision{})) + 48
 const maxEntryBytes = 16 << 10
 
 func newDecisionCache(maxBytes int64) *decisionCache {
-	return &decisionCache{young: map[string]Decision{}, old: map[string]Decision{}, maxBytes: maxBytes}
+	return &decisionCache{bytecache.New[Decision](maxBytes)}
 }
 
-func (c *decisionCache) get(key string) (Decision, bool) {
-	c.mu.RLock()
-	d, ok := c.young[key]
-	if !ok {
-		d, ok = c.old[key]
-	}
-	c.mu.RUnlock()
-	if ok {
-		c.hits.Add(1)
-	} else {
-		c.misses.Add(1)
-	}
-	return d, ok
-}
+func (c *decisionCache) get(key string) (Decision, bool) { return c.Get(key) }
 
 // put remembers d under key unless it is not worth it: decisions on
 // unknown scopes or invalid input echo whatever the caller sent (and a
@@ -188,33 +168,19 @@ func (c *decisionCache) get(key string) (Decision, bool) {
 // crowd out the common questions.
 func (c *decisionCache) put(key string, d Decision) {
 	if d.Reason == ReasonUnknownScope || d.Reason == ReasonInvalidInput {
-		c.skipped.Add(1)
+		c.Skip()
 		return
 	}
 	size := int64(len(key)) + decisionBytes(d) + entryOverhead
-	if size > min(maxEntryBytes, c.maxBytes/16) {
-		c.skipped.Add(1)
+	if size > maxEntryBytes {
+		c.Skip()
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.young[key]; ok {
-		return
-	}
-	if c.youngBytes+size > c.maxBytes/2 {
-		c.old, c.oldBytes = c.young, c.youngBytes
-		c.young, c.youngBytes = map[string]Decision{}, 0
-	}
-	c.young[key] = d
-	c.youngBytes += size
+	c.Put(key, d, size)
 }
 
 // bytes is what the cache holds now, as charged.
-func (c *decisionCache) bytes() int64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.youngBytes + c.oldBytes
-}
+func (c *decisionCache) bytes() int64 { return c.Bytes() }
 
 // decisionBytes is what d's strings and slices point to.
 func decisionBytes(d Decision) int64 {

@@ -162,7 +162,7 @@ func TestCacheIsBoundedInBytes(t *testing.T) {
 			t.Fatalf("after %d puts the cache holds %d bytes, budget %d", i+1, b, budget)
 		}
 	}
-	if len(c.young)+len(c.old) == 0 {
+	if c.bytes() == 0 {
 		t.Fatal("nothing cached")
 	}
 	c.put("keep", Decision{Reason: "r"})

@@ -227,8 +227,9 @@ func (e *Engine) CacheStats() CacheStats {
 	if e.cache == nil {
 		return CacheStats{Disabled: e.noCache}
 	}
-	return CacheStats{Enabled: true, Hits: e.cache.hits.Load(), Misses: e.cache.misses.Load(),
-		Skipped: e.cache.skipped.Load(), Bytes: e.cache.bytes(), RouteKeys: e.routeKeys != nil, RouteNote: e.routeNote,
+	hits, misses, skipped := e.cache.Stats()
+	return CacheStats{Enabled: true, Hits: hits, Misses: misses,
+		Skipped: skipped, Bytes: e.cache.bytes(), RouteKeys: e.routeKeys != nil, RouteNote: e.routeNote,
 		Fields: fieldNames(e.cacheFields)}
 }
 
