@@ -5,22 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/scopegate/scopegate/internal/introspect"
 	"github.com/scopegate/scopegate/internal/jwks"
 	"github.com/scopegate/scopegate/internal/token"
 )
 
-// tokenFlags are the --token-* flags that say which JWT access tokens are
-// accepted (serve, decide).
+// introspectionSecretEnv holds the introspection client secret when no
+// file does; it is never a flag value (flags show in ps and shell history).
+const introspectionSecretEnv = "SCOPEGATE_TOKEN_INTROSPECTION_CLIENT_SECRET"
+
+// tokenFlags are the --token-* flags that say which access tokens are
+// accepted (serve, decide): JWTs from one issuer, opaque tokens through an
+// introspection endpoint.
 type tokenFlags struct {
 	issuer, audience, jwks string
 	typs                   []string
 	leeway                 time.Duration
 	jwksMinRefresh         time.Duration
+
+	introspectionURL, introspectionClientID, introspectionSecretFile string
+	introspectionTTL, introspectionTimeout                           time.Duration
+	introspectionCacheBytes                                          byteSize
 }
 
 func (t *tokenFlags) register(f *pflag.FlagSet) {
@@ -30,22 +41,84 @@ func (t *tokenFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&t.jwksMinRefresh, "token-jwks-min-refresh", jwks.DefaultMinRefresh, "least time between two fetches of a JWKS URL (an unknown kid triggers one)")
 	f.StringSliceVar(&t.typs, "token-typ", token.DefaultTyps, "accepted typ headers; RFC 9068 says at+jwt, many providers (Keycloak, Entra ID, older Auth0 and Okta) write JWT: at+jwt,JWT accepts both")
 	f.DurationVar(&t.leeway, "token-leeway", 60*time.Second, "allowed clock skew on exp, nbf and iat")
+	f.StringVar(&t.introspectionURL, "token-introspection-url", "", "check opaque (non-JWT) access tokens at this RFC 7662 introspection endpoint (https://)")
+	f.StringVar(&t.introspectionClientID, "token-introspection-client-id", "", "scopegate's client id at the introspection endpoint (HTTP Basic)")
+	f.StringVar(&t.introspectionSecretFile, "token-introspection-client-secret-file", "", "file holding scopegate's client secret at the introspection endpoint (or set "+introspectionSecretEnv+")")
+	f.DurationVar(&t.introspectionTTL, "token-introspection-cache-ttl", introspect.DefaultTTL, "reuse an introspection answer this long at most (never past the token's exp)")
+	f.DurationVar(&t.introspectionTimeout, "token-introspection-timeout", introspect.DefaultTimeout, "deadline for one introspection call; past it the decision is token_unavailable")
+	t.introspectionCacheBytes = introspect.DefaultCacheBytes
+	f.Var(&t.introspectionCacheBytes, "token-introspection-cache-bytes", "memory for cached introspection answers, e.g. 16MiB (0: no cache)")
 }
 
 // config is the verifier the flags describe, nil when none is configured.
-func (t *tokenFlags) config() (*token.Config, error) {
-	switch countSet(t.issuer, t.audience, t.jwks) {
+func (t *tokenFlags) config() (*token.Verifier, error) {
+	var issuers []*token.Config
+	switch countSet(t.issuer, t.jwks) {
 	case 0:
-		return nil, nil
-	case 3:
+	case 2:
+		if t.audience == "" {
+			return nil, errors.New("--token-issuer, --token-audience and --token-jwks go together")
+		}
+		keys, err := keySource(t.jwks, t.jwksMinRefresh)
+		if err != nil {
+			return nil, fmt.Errorf("--token-jwks: %w", err)
+		}
+		issuers = append(issuers, &token.Config{Issuer: t.issuer, Audience: t.audience, Keys: keys, Typs: t.typs, Leeway: t.leeway})
 	default:
 		return nil, errors.New("--token-issuer, --token-audience and --token-jwks go together")
 	}
-	keys, err := keySource(t.jwks, t.jwksMinRefresh)
+	in, err := t.introspector()
 	if err != nil {
-		return nil, fmt.Errorf("--token-jwks: %w", err)
+		return nil, err
 	}
-	return &token.Config{Issuer: t.issuer, Audience: t.audience, Keys: keys, Typs: t.typs, Leeway: t.leeway}, nil
+	if len(issuers) == 0 && in == nil {
+		if t.audience != "" {
+			return nil, errors.New("--token-audience needs --token-issuer and --token-jwks, or --token-introspection-url")
+		}
+		return nil, nil
+	}
+	var intro token.Introspector
+	if in != nil {
+		intro = in
+	}
+	return token.NewVerifier(issuers, intro, t.audience)
+}
+
+// introspector is the introspection client the flags describe, or nil.
+func (t *tokenFlags) introspector() (*introspect.Client, error) {
+	if t.introspectionURL == "" {
+		if t.introspectionClientID != "" || t.introspectionSecretFile != "" {
+			return nil, errors.New("--token-introspection-client-id and --token-introspection-client-secret-file need --token-introspection-url")
+		}
+		return nil, nil
+	}
+	secret := os.Getenv(introspectionSecretEnv)
+	switch {
+	case t.introspectionSecretFile != "" && secret != "":
+		return nil, errors.New("give the introspection client secret in --token-introspection-client-secret-file or " + introspectionSecretEnv + ", not both")
+	case t.introspectionSecretFile != "":
+		raw, err := os.ReadFile(t.introspectionSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-introspection-client-secret-file: %w", err)
+		}
+		secret = strings.TrimSpace(string(raw))
+	}
+	if t.introspectionClientID == "" || secret == "" {
+		return nil, errors.New("--token-introspection-url needs --token-introspection-client-id and a secret (--token-introspection-client-secret-file or " + introspectionSecretEnv + ")")
+	}
+	if t.introspectionTTL <= 0 || t.introspectionTimeout <= 0 || t.introspectionCacheBytes < 0 {
+		return nil, errors.New("--token-introspection-cache-ttl and --token-introspection-timeout must be positive, --token-introspection-cache-bytes not negative")
+	}
+	cacheBytes := int64(t.introspectionCacheBytes)
+	if cacheBytes == 0 {
+		cacheBytes = -1 // no cache
+	}
+	c, err := introspect.New(introspect.Options{URL: t.introspectionURL, ClientID: t.introspectionClientID, ClientSecret: secret,
+		TTL: t.introspectionTTL, Timeout: t.introspectionTimeout, CacheBytes: cacheBytes})
+	if err != nil {
+		return nil, fmt.Errorf("--token-introspection-url: %w", err)
+	}
+	return c, nil
 }
 
 // keySource is a JWKS file, or a URL fetched as needed.
@@ -59,21 +132,24 @@ func keySource(where string, minRefresh time.Duration) (token.KeySource, error) 
 	return jwks.New(where, jwks.Options{MinRefresh: minRefresh, Validate: token.CheckKeys})
 }
 
-// prefetch fetches the JWKS URLs of cfg once, so the first token does not
-// wait for them; a failure is logged, not fatal: until a fetch succeeds,
-// tokens are denied with token_unavailable.
-func prefetch(ctx context.Context, cfg *token.Config, logger *slog.Logger) {
-	r, ok := cfg.Keys.(*jwks.Remote)
-	if !ok {
-		return
+// prefetch fetches the issuers' JWKS URLs once, so the first token does
+// not wait for them; a failure is logged, not fatal: until a fetch
+// succeeds, that issuer's tokens are denied with token_unavailable.
+func prefetch(ctx context.Context, v *token.Verifier, logger *slog.Logger) {
+	for _, c := range v.Issuers() {
+		r, ok := c.Keys.(*jwks.Remote)
+		if !ok {
+			continue
+		}
+		fctx, cancel := context.WithTimeout(ctx, jwks.FetchTimeout)
+		err := r.Fetch(fctx)
+		cancel()
+		if err != nil {
+			logger.Warn("cannot fetch the issuer's JWKS; its access tokens are denied (token_unavailable) until it can be fetched", "issuer", c.Issuer, "url", r.URL(), "error", err)
+			continue
+		}
+		logger.Info("fetched the issuer's JWKS", "issuer", c.Issuer, "url", r.URL())
 	}
-	ctx, cancel := context.WithTimeout(ctx, jwks.FetchTimeout)
-	defer cancel()
-	if err := r.Fetch(ctx); err != nil {
-		logger.Warn("cannot fetch the issuer's JWKS; access tokens are denied (token_unavailable) until it can be fetched", "url", r.URL(), "error", err)
-		return
-	}
-	logger.Info("fetched the issuer's JWKS", "url", r.URL())
 }
 
 // countSet counts the non-empty values.

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 )
@@ -289,4 +290,24 @@ func IsLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// CheckOutboundURL accepts an https URL, and http only on a loopback host
+// (tests, a sidecar): what scopegate fetches to check tokens (an issuer's
+// keys, an introspection answer) could be swapped in clear text elsewhere.
+// what names the URL in errors.
+func CheckOutboundURL(what, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	switch {
+	case u.Scheme == "https" && u.Host != "":
+		return nil
+	case u.Scheme == "http" && u.Host != "" && IsLoopback(net.JoinHostPort(u.Hostname(), "80")):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("%s %s: http is allowed only on loopback; use https", what, raw)
+	}
+	return fmt.Errorf("%s %s: want https://", what, raw)
 }

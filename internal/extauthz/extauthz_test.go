@@ -43,7 +43,7 @@ func client(t *testing.T, is *testpki.Issuer, authn *auth.Authenticator, dryRun 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(eng, server.Options{Tokens: &token.Config{Issuer: "iss", Audience: "aud", Keys: keys}, GatewayDryRun: dryRun})
+	srv := server.New(eng, server.Options{Tokens: token.Single(&token.Config{Issuer: "iss", Audience: "aud", Keys: keys}), GatewayDryRun: dryRun})
 	ln := bufconn.Listen(1 << 20)
 	g := grpc.NewServer()
 	extauthz.New(srv, authn).Register(g)

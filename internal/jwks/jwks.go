@@ -18,9 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,23 +79,8 @@ type Remote struct {
 	fetches   int
 }
 
-// CheckURL accepts https URLs, and http only on a loopback host (tests, a
-// sidecar): keys fetched in clear text from elsewhere could be swapped.
-func CheckURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("JWKS URL: %w", err)
-	}
-	switch {
-	case u.Scheme == "https" && u.Host != "":
-		return nil
-	case u.Scheme == "http" && u.Host != "" && auth.IsLoopback(net.JoinHostPort(u.Hostname(), "80")):
-		return nil
-	case u.Scheme == "http":
-		return fmt.Errorf("JWKS URL %s: http is allowed only on loopback; use https", raw)
-	}
-	return fmt.Errorf("JWKS URL %s: want https://", raw)
-}
+// CheckURL accepts https URLs, and http only on a loopback host.
+func CheckURL(raw string) error { return auth.CheckOutboundURL("JWKS URL", raw) }
 
 // New returns a Remote for rawURL; nothing is fetched until Fetch or Key.
 func New(rawURL string, opts Options) (*Remote, error) {

@@ -81,7 +81,7 @@ func (s *Server) forwarded(r *http.Request, start time.Time, fr forwardauth.Requ
 		d.Remedy = "send the end user's access token as Authorization: Bearer <token>"
 		pre = &d
 	case s.opts.Tokens == nil:
-		d := engine.Deny(engine.ReasonTokenUnavailable, "this server verifies no access tokens: start it with --token-issuer, --token-audience and --token-jwks; denied")
+		d := engine.Deny(engine.ReasonTokenUnavailable, "this server verifies no access tokens: start it with --token-issuer, --token-audience and --token-jwks, or --token-introspection-url; denied")
 		pre = &d
 	default:
 		in.AccessToken = fr.Token

@@ -24,7 +24,7 @@ func forwardAuthServer(t *testing.T, is *testpki.Issuer, log server.DecisionLog,
 		t.Fatal(err)
 	}
 	return newTestServer(t, server.New(repoEngine(t), server.Options{Log: log, Auth: a,
-		Tokens: &token.Config{Issuer: "iss", Audience: "aud", Keys: keys}}))
+		Tokens: token.Single(&token.Config{Issuer: "iss", Audience: "aud", Keys: keys})}))
 }
 
 func userToken(t *testing.T, is *testpki.Issuer, sub, scope string) string {

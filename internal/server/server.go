@@ -67,7 +67,7 @@ type Options struct {
 	AllowedHosts []string
 	// Tokens verifies the access tokens requests may send instead of a
 	// scope list; nil refuses them (400).
-	Tokens *token.Config
+	Tokens *token.Verifier
 	// GatewayDryRun lets every forwarded request through (/v1/forward-auth
 	// and Envoy's ext_authz answer allow) while logging the real decision:
 	// for rolling scopegate out in front of live traffic.

@@ -15,7 +15,7 @@ import (
 func (s *Server) verifyToken(ctx context.Context, in *engine.Input) (deny *engine.Decision, bad *request.Error) {
 	if s.opts.Tokens == nil {
 		return nil, &request.Error{Code: request.CodeInvalidInput, Field: "access_token",
-			Message: "this server verifies no access tokens: start it with --token-issuer, --token-audience and --token-jwks, or send granted_scopes"}
+			Message: "this server verifies no access tokens: start it with --token-issuer, --token-audience and --token-jwks (JWTs) or --token-introspection-url (opaque tokens), or send granted_scopes"}
 	}
 	return s.opts.Tokens.Resolve(ctx, in)
 }

@@ -33,7 +33,7 @@ func BenchmarkDecideToken(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	url := newTestServer(b, server.New(eng, server.Options{Tokens: &token.Config{Issuer: "iss", Audience: "aud", Keys: keys}})) + "/v1/decide"
+	url := newTestServer(b, server.New(eng, server.Options{Tokens: token.Single(&token.Config{Issuer: "iss", Audience: "aud", Keys: keys})})) + "/v1/decide"
 	tok := is.Token(b, "at+jwt", map[string]any{"iss": "iss", "aud": "aud", "sub": "user-7", "client_id": "translator-bot",
 		"exp": time.Now().Add(time.Hour).Unix(), "scope": "openid user:read project:write"})
 	for _, tc := range []struct{ name, body string }{

@@ -44,7 +44,7 @@ func TestPolicySeesTokenClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := newTestServer(t, server.New(eng, server.Options{Tokens: &token.Config{Issuer: "iss", Audience: "aud", Keys: keys}})) + "/v1/decide"
+	url := newTestServer(t, server.New(eng, server.Options{Tokens: token.Single(&token.Config{Issuer: "iss", Audience: "aud", Keys: keys})})) + "/v1/decide"
 	for _, acr := range []string{"mfa", "pwd", "mfa", "pwd"} {
 		tok := is.Token(t, "at+jwt", map[string]any{"iss": "iss", "aud": "aud", "sub": "u", "client_id": "c", "acr": acr,
 			"exp": time.Now().Add(time.Hour).Unix(), "scope": "project:read"})

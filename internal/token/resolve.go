@@ -16,13 +16,13 @@ import (
 // SHA-256 fingerprint of the token. A token that fails a check is a deny
 // (invalid_token) naming the check; a subject or client_id the request
 // gives that the token contradicts is bad input.
-func (c *Config) Resolve(ctx context.Context, in *engine.Input) (deny *engine.Decision, bad *request.Error) {
-	claims, err := Verify(ctx, c, in.AccessToken)
+func (v *Verifier) Resolve(ctx context.Context, in *engine.Input) (deny *engine.Decision, bad *request.Error) {
+	claims, err := v.Verify(ctx, in.AccessToken)
 	sum := sha256.Sum256([]byte(in.AccessToken))
 	in.AccessToken = "" // from here on, only what was verified
 	if errors.Is(err, ErrUnavailable) {
 		d := engine.Deny(engine.ReasonTokenUnavailable, "the access token could not be checked now: "+err.Error()+"; denied")
-		d.Remedy = "retry later; the operator should check that scopegate reaches the issuer"
+		d.Remedy = "retry later; the operator should check that scopegate reaches the issuer's keys or introspection endpoint"
 		return &d, nil
 	}
 	if err != nil {
@@ -47,6 +47,12 @@ func (c *Config) Resolve(ctx context.Context, in *engine.Input) (deny *engine.De
 	in.Subject, in.ClientID = claims.Subject, claims.ClientID
 	in.Token = claims.All
 	in.Claims = map[string]any{"iss": claims.Issuer, "sub": claims.Subject, "client_id": claims.ClientID,
-		"jti": claims.JTI, "exp": claims.Expires.Unix(), "scopes": claims.Scopes, "sha256": hex.EncodeToString(sum[:])}
+		"jti": claims.JTI, "scopes": claims.Scopes, "sha256": hex.EncodeToString(sum[:])}
+	if !claims.Expires.IsZero() { // an introspection answer need not say
+		in.Claims["exp"] = claims.Expires.Unix()
+	}
 	return nil, nil
 }
+
+// Single is a Verifier of c's tokens alone.
+func Single(c *Config) *Verifier { return &Verifier{byIssuer: map[string]*Config{c.Issuer: c}} }

@@ -68,7 +68,10 @@ type Config struct {
 	Keys     KeySource
 	Typs     []string      // accepted typ headers, compared case-insensitively; nil: DefaultTyps
 	Leeway   time.Duration // allowed clock skew on exp, nbf, iat
-	Now      func() time.Time
+	// ScopeClaim names the claim holding the scopes; "" reads scope, else
+	// scp (Microsoft Entra).
+	ScopeClaim string
+	Now        func() time.Time
 }
 
 // LoadJWKS reads a JWKS file of public keys. Symmetric (oct) and private
@@ -249,7 +252,7 @@ func (c *Config) claims(payload []byte) (Claims, error) {
 	if iat, ok := numericDate(all["iat"]); ok && t.Add(c.Leeway).Before(iat) {
 		return fail("iat", "issued in the future, at %s", iat.UTC().Format(time.RFC3339))
 	}
-	scopes, err := scopesOf(all)
+	scopes, err := scopesOf(all, c.ScopeClaim)
 	if err != nil {
 		return fail("scope", "%v", err)
 	}
@@ -257,11 +260,15 @@ func (c *Config) claims(payload []byte) (Claims, error) {
 	return out, nil
 }
 
-// scopesOf reads scope (space-separated) or scp (an array, or a
-// space-separated string as Microsoft Entra writes it).
-func scopesOf(all map[string]any) ([]string, error) {
-	v, ok := all["scope"]
-	if !ok {
+// scopesOf reads the claim named claim or, if claim is "", scope
+// (space-separated) or scp (an array, or a space-separated string as
+// Microsoft Entra writes it).
+func scopesOf(all map[string]any, claim string) ([]string, error) {
+	var v any
+	var ok bool
+	if claim != "" {
+		v, ok = all[claim]
+	} else if v, ok = all["scope"]; !ok {
 		v, ok = all["scp"]
 	}
 	if !ok {
@@ -275,7 +282,7 @@ func scopesOf(all map[string]any) ([]string, error) {
 		for _, x := range s {
 			str, ok := x.(string)
 			if !ok {
-				return nil, errors.New("scp holds a value that is not a string")
+				return nil, errors.New("the scope claim holds a value that is not a string")
 			}
 			out = append(out, str)
 		}

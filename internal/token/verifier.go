@@ -1,0 +1,148 @@
+package token
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/scopegate/scopegate/internal/introspect"
+)
+
+// Introspector answers for opaque tokens (introspect.Client).
+type Introspector interface {
+	Introspect(ctx context.Context, token string) (introspect.Result, error)
+}
+
+// Verifier accepts access tokens: a JWT from one of the configured issuers
+// is verified locally against that issuer's keys, the issuer chosen by the
+// token's iss (never by trying every issuer's keys); any other token is
+// asked about at the introspection endpoint (RFC 7662), if there is one.
+type Verifier struct {
+	byIssuer     map[string]*Config
+	introspector Introspector
+	// audience, when set, must be among an introspection answer's aud
+	// (when it has one).
+	audience string
+}
+
+// NewVerifier accepts JWTs from issuers (each iss at most once) and, with
+// in, opaque tokens; audience is checked against introspection answers
+// that carry aud.
+func NewVerifier(issuers []*Config, in Introspector, audience string) (*Verifier, error) {
+	v := &Verifier{byIssuer: map[string]*Config{}, introspector: in, audience: audience}
+	for _, c := range issuers {
+		if c.Issuer == "" {
+			return nil, errors.New("an issuer without iss")
+		}
+		if _, dup := v.byIssuer[c.Issuer]; dup {
+			return nil, fmt.Errorf("issuer %s is configured twice", c.Issuer)
+		}
+		v.byIssuer[c.Issuer] = c
+	}
+	if len(v.byIssuer) == 0 && in == nil {
+		return nil, errors.New("no issuer and no introspection endpoint: no token could be accepted")
+	}
+	return v, nil
+}
+
+// Issuers lists the configured issuers' configs.
+func (v *Verifier) Issuers() []*Config {
+	out := make([]*Config, 0, len(v.byIssuer))
+	for _, c := range v.byIssuer {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b *Config) int { return strings.Compare(a.Issuer, b.Issuer) })
+	return out
+}
+
+// Verify checks raw: an *Error naming the failed check, an error wrapping
+// ErrUnavailable when it cannot be checked now, or its claims.
+func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
+	if len(raw) > MaxBytes {
+		return fail("malformed", "token is over %d bytes", MaxBytes)
+	}
+	iss, isJWT := jwtIssuer(raw)
+	switch {
+	case isJWT && len(v.byIssuer) > 0:
+		c, ok := v.byIssuer[iss]
+		if !ok {
+			return fail("iss", "issuer %q is not one this server accepts tokens from", iss)
+		}
+		return Verify(ctx, c, raw)
+	case v.introspector != nil:
+		return v.introspect(ctx, raw)
+	case isJWT:
+		return fail("iss", "issuer %q is not one this server accepts tokens from", iss)
+	}
+	return fail("malformed", "not a JWT, and no introspection endpoint is configured for opaque tokens")
+}
+
+func (v *Verifier) introspect(ctx context.Context, raw string) (Claims, error) {
+	res, err := v.introspector.Introspect(ctx, raw)
+	if err != nil {
+		return Claims{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if !res.Active {
+		return fail("active", "the authorization server says the token is not active")
+	}
+	all := map[string]any{}
+	for k, x := range res.Claims {
+		if k != "active" {
+			all[k] = x
+		}
+	}
+	str := func(k string) string { s, _ := all[k].(string); return s }
+	out := Claims{Issuer: str("iss"), Subject: str("sub"), ClientID: str("client_id"), JTI: str("jti"), All: all}
+	if out.Subject == "" {
+		out.Subject = str("username")
+	}
+	if exp, ok := numericDate(all["exp"]); ok {
+		out.Expires = exp
+	}
+	if v.audience != "" {
+		switch aud := all["aud"].(type) {
+		case string:
+			if aud != v.audience {
+				return fail("aud", "audience %q is not %q", aud, v.audience)
+			}
+		case []any:
+			if !slices.ContainsFunc(aud, func(a any) bool { return a == v.audience }) {
+				return fail("aud", "audience %v does not contain %q", aud, v.audience)
+			}
+		}
+	}
+	scopes, err := scopesOf(all, "")
+	if err != nil {
+		return fail("scope", "%v", err)
+	}
+	out.Scopes = scopes
+	return out, nil
+}
+
+// jwtIssuer reports whether raw is shaped like a JWS (three base64url
+// parts, a JSON header naming an alg) and, if so, the iss its payload
+// claims: unverified, used only to choose whose keys verify it.
+func jwtIssuer(raw string) (iss string, ok bool) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return "", false
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil || json.Unmarshal(hb, &h) != nil || h.Alg == "" {
+		return "", false
+	}
+	var p struct {
+		Iss any `json:"iss"`
+	}
+	if pb, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil && json.Unmarshal(pb, &p) == nil {
+		iss, _ = p.Iss.(string)
+	}
+	return iss, true
+}
