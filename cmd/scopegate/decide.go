@@ -166,7 +166,7 @@ Exit status: 0 allow, 3 deny (whatever the reason, policy errors included),
 					return &exitError{code: exitInvalid, err: err}
 				}
 				if tokens == nil {
-					return &exitError{code: exitInvalid, err: errors.New("--token needs --token-issuer, --token-audience and --token-jwks")}
+					return &exitError{code: exitInvalid, err: errors.New("--token needs --token-issuer, --token-audience and --token-jwks, --token-config, or --token-introspection-url")}
 				}
 				var bad *request.Error
 				if refused, bad = tokens.Resolve(cmd.Context(), &in); bad != nil {
@@ -214,7 +214,7 @@ Exit status: 0 allow, 3 deny (whatever the reason, policy errors included),
 	f.StringVar(&subject, "subject", "", "who is asking (optional)")
 	f.StringVar(&clientID, "client-id", "", "the OAuth client (optional)")
 	f.StringVar(&inputFile, "input", "", "read a whole /v1/decide request body from this file (- for stdin)")
-	f.StringVar(&tokenArg, "token", "", "the end user's JWT access token instead of --scopes (- reads it from stdin); needs --token-issuer, --token-audience, --token-jwks")
+	f.StringVar(&tokenArg, "token", "", "the end user's access token instead of --scopes (- reads it from stdin); needs --token-issuer, --token-audience and --token-jwks, --token-config, or --token-introspection-url")
 	tf.register(f)
 	f.StringVar(&explain, "explain", "", "print the reasoning; =full adds OPA's trace")
 	f.Lookup("explain").NoOptDefVal = "notes"

@@ -93,3 +93,71 @@ func TestServeJWKSURLRefusesCleartext(t *testing.T) {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
 }
+
+// TestServeTokenConfig: --token-config lists two issuers with different
+// audiences, one keyed by a JWKS URL and one by a file; each issuer's
+// tokens are accepted for its own audience only.
+func TestServeTokenConfig(t *testing.T) {
+	a, b := testpki.NewIssuerKid(t, "a-1"), testpki.NewIssuerKid(t, "b-1")
+	jwksSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		raw, _ := os.ReadFile(a.JWKS)
+		_, _ = w.Write(raw)
+	}))
+	defer jwksSrv.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tokens.yaml")
+	if err := os.WriteFile(conf, []byte(`issuers:
+  - issuer: https://a.example.com
+    audience: https://api.example.com
+    jwks: `+jwksSrv.URL+`/jwks
+  - issuer: https://b.example.com
+    audience: api://scopegate
+    jwks: `+b.JWKS+`
+    typ: [JWT]
+    scope_claim: scp
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, dir, "--decision-log", filepath.Join(dir, "decisions.log"), "--token-config", conf)
+	exp := time.Now().Add(time.Hour).Unix()
+	for name, tc := range map[string]struct {
+		tok    string
+		reason string
+	}{
+		"a":             {a.Token(t, "at+jwt", map[string]any{"iss": "https://a.example.com", "aud": "https://api.example.com", "sub": "u", "exp": exp, "scope": "project:read"}), "allowed"},
+		"b":             {b.Token(t, "JWT", map[string]any{"iss": "https://b.example.com", "aud": "api://scopegate", "sub": "u", "exp": exp, "scp": []string{"project:read"}}), "allowed"},
+		"a for b's aud": {a.Token(t, "at+jwt", map[string]any{"iss": "https://a.example.com", "aud": "api://scopegate", "sub": "u", "exp": exp, "scope": "project:read"}), "invalid_token"},
+		"b signed by a": {a.Token(t, "JWT", map[string]any{"iss": "https://b.example.com", "aud": "api://scopegate", "sub": "u", "exp": exp, "scp": []string{"project:read"}}), "invalid_token"},
+	} {
+		if _, d := srv.decide(t, `{"access_token":"`+tc.tok+`","action":"project:read"}`); d["reason"] != tc.reason {
+			t.Errorf("%s: %v", name, d)
+		}
+	}
+	_, stderr, code := runCLI(t, "serve", "--token-config", conf, "--token-issuer", "x", "--token-jwks", b.JWKS, "--token-audience", "y")
+	if code == 0 || !strings.Contains(stderr, "not both") {
+		t.Errorf("--token-config with --token-issuer: exit %d: %s", code, stderr)
+	}
+}
+
+// TestREADMETokenConfig: the README shows examples/tokens/issuers.yaml as
+// it is, and the file loads (its Entra entry is a URL, fetched only when
+// a token names it).
+func TestREADMETokenConfig(t *testing.T) {
+	raw, err := os.ReadFile(repoPath("examples/tokens/issuers.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, _ := os.ReadFile(repoPath("README.md"))
+	if !strings.Contains(string(readme), "```yaml\n"+string(raw)+"```\n") {
+		t.Error("README.md does not show examples/tokens/issuers.yaml as it is")
+	}
+	tok, err := os.ReadFile(repoPath("examples/tokens/access_token.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code := run(t, t.TempDir(), "decide", "--catalog", repoPath("scopes.yaml"), "--token-config", repoPath("examples/tokens/issuers.yaml"),
+		"--token", strings.TrimSpace(string(tok)), "--action", "project:read")
+	if code != 0 || !strings.HasPrefix(out, "allow: action project:read") {
+		t.Errorf("the demo token with the example config: exit %d: %s", code, out)
+	}
+}

@@ -25,6 +25,7 @@ const introspectionSecretEnv = "SCOPEGATE_TOKEN_INTROSPECTION_CLIENT_SECRET"
 // introspection endpoint.
 type tokenFlags struct {
 	issuer, audience, jwks string
+	file                   string
 	typs                   []string
 	leeway                 time.Duration
 	jwksMinRefresh         time.Duration
@@ -40,7 +41,8 @@ func (t *tokenFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&t.jwks, "token-jwks", "", "the issuer's public keys: a JWKS file, or its https:// URL (refetched as its Cache-Control says and when a token names an unknown key)")
 	f.DurationVar(&t.jwksMinRefresh, "token-jwks-min-refresh", jwks.DefaultMinRefresh, "least time between two fetches of a JWKS URL (an unknown kid triggers one)")
 	f.StringSliceVar(&t.typs, "token-typ", token.DefaultTyps, "accepted typ headers; RFC 9068 says at+jwt, many providers (Keycloak, Entra ID, older Auth0 and Okta) write JWT: at+jwt,JWT accepts both")
-	f.DurationVar(&t.leeway, "token-leeway", 60*time.Second, "allowed clock skew on exp, nbf and iat")
+	f.DurationVar(&t.leeway, "token-leeway", token.DefaultLeeway, "allowed clock skew on exp, nbf and iat")
+	f.StringVar(&t.file, "token-config", "", "YAML file listing the issuers whose JWTs are accepted (issuer, audience, jwks, typ, leeway, scope_claim each); instead of --token-issuer/--token-jwks")
 	f.StringVar(&t.introspectionURL, "token-introspection-url", "", "check opaque (non-JWT) access tokens at this RFC 7662 introspection endpoint (https://)")
 	f.StringVar(&t.introspectionClientID, "token-introspection-client-id", "", "scopegate's client id at the introspection endpoint (HTTP Basic)")
 	f.StringVar(&t.introspectionSecretFile, "token-introspection-client-secret-file", "", "file holding scopegate's client secret at the introspection endpoint (or set "+introspectionSecretEnv+")")
@@ -53,13 +55,22 @@ func (t *tokenFlags) register(f *pflag.FlagSet) {
 // config is the verifier the flags describe, nil when none is configured.
 func (t *tokenFlags) config() (*token.Verifier, error) {
 	var issuers []*token.Config
+	if t.file != "" {
+		if countSet(t.issuer, t.jwks) > 0 {
+			return nil, errors.New("give --token-config or --token-issuer/--token-jwks, not both: the file lists every issuer")
+		}
+		var err error
+		if issuers, err = token.LoadFile(t.file, t.jwksMinRefresh); err != nil {
+			return nil, err
+		}
+	}
 	switch countSet(t.issuer, t.jwks) {
 	case 0:
 	case 2:
 		if t.audience == "" {
 			return nil, errors.New("--token-issuer, --token-audience and --token-jwks go together")
 		}
-		keys, err := keySource(t.jwks, t.jwksMinRefresh)
+		keys, err := token.Keys(t.jwks, t.jwksMinRefresh)
 		if err != nil {
 			return nil, fmt.Errorf("--token-jwks: %w", err)
 		}
@@ -119,17 +130,6 @@ func (t *tokenFlags) introspector() (*introspect.Client, error) {
 		return nil, fmt.Errorf("--token-introspection-url: %w", err)
 	}
 	return c, nil
-}
-
-// keySource is a JWKS file, or a URL fetched as needed.
-func keySource(where string, minRefresh time.Duration) (token.KeySource, error) {
-	if !strings.Contains(where, "://") {
-		return token.LoadJWKS(where)
-	}
-	if minRefresh <= 0 {
-		return nil, errors.New("--token-jwks-min-refresh must be positive")
-	}
-	return jwks.New(where, jwks.Options{MinRefresh: minRefresh, Validate: token.CheckKeys})
 }
 
 // prefetch fetches the issuers' JWKS URLs once, so the first token does
