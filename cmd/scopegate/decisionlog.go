@@ -15,6 +15,7 @@ import (
 
 	"github.com/scopegate/scopegate/internal/decisionlog"
 	"github.com/scopegate/scopegate/internal/diskguard"
+	"github.com/scopegate/scopegate/internal/logship"
 )
 
 // diskCheckEvery is how often the decision log's free disk space is read.
@@ -131,9 +132,9 @@ func openDecisionLog(ctx context.Context, path string, c decisionLogConfig, logg
 		}
 		return nil, nil, fmt.Errorf("open decision log: %w", err)
 	}
-	var shipper *decisionlog.Shipper
+	var shipper *logship.Shipper
 	if c.remote != "" {
-		shipper, err = decisionlog.NewShipper(decisionlog.ShipperOptions{
+		shipper, err = logship.NewShipper(logship.ShipperOptions{
 			LogPath:  path,
 			URL:      c.remote,
 			Token:    c.remoteToken,
@@ -174,7 +175,7 @@ func openDecisionLog(ctx context.Context, path string, c decisionLogConfig, logg
 	return w, closeAll, nil
 }
 
-func registerDecisionLogMetrics(reg prometheus.Registerer, w *decisionlog.Writer, s *decisionlog.Shipper) {
+func registerDecisionLogMetrics(reg prometheus.Registerer, w *decisionlog.Writer, s *logship.Shipper) {
 	counter := func(name, help string, f func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/scopegate/scopegate/internal/decisionlog"
+	"github.com/scopegate/scopegate/internal/logship"
 )
 
 // logService is an OPA-compatible decision-log service on loopback that can
@@ -47,7 +48,7 @@ func newLogService(t *testing.T, up bool) *logService {
 			s.errs = append(s.errs, fmt.Sprintf("%s %s %v", r.Method, r.URL.Path, r.Header))
 		}
 		raw, _ := io.ReadAll(r.Body)
-		events, err := decisionlog.DecodeBatch(bytes.NewReader(raw))
+		events, err := logship.DecodeBatch(bytes.NewReader(raw))
 		if err != nil {
 			s.errs = append(s.errs, err.Error())
 			http.Error(w, err.Error(), http.StatusBadRequest)

@@ -98,11 +98,11 @@ func verifyLine(line []byte) (record, error) {
 		return record{}, &lineError{KindMalformed, "not a JSON object"}
 	}
 	hash, ok := doc["hash"].(string)
-	if !ok || !isHexHash(hash) {
+	if !ok || !IsHexHash(hash) {
 		return record{}, &lineError{KindMalformed, `missing or invalid "hash" (want 64 lowercase hex digits)`}
 	}
 	prev, ok := doc["prev_hash"].(string)
-	if !ok || !isHexHash(prev) {
+	if !ok || !IsHexHash(prev) {
 		return record{}, &lineError{KindMalformed, `missing or invalid "prev_hash" (want 64 lowercase hex digits)`}
 	}
 	delete(doc, "hash")
@@ -117,7 +117,7 @@ func verifyLine(line []byte) (record, error) {
 	return record{prev: prev, hash: hash}, nil
 }
 
-func isHexHash(s string) bool {
+func IsHexHash(s string) bool {
 	if len(s) != 2*sha256.Size {
 		return false
 	}

@@ -104,10 +104,10 @@ func Files(path string) ([]string, error) {
 // exhaust memory.
 const maxLine = 64 << 20
 
-// eachLine calls fn with every line of r (without its newline) and its
+// EachLine calls fn with every line of r (without its newline) and its
 // 1-based number; complete is false for a last line that has no newline.
 // The line is only valid during the call.
-func eachLine(r io.Reader, fn func(n int, line []byte, complete bool) error) error {
+func EachLine(r io.Reader, fn func(n int, line []byte, complete bool) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var long []byte
 	for n := 1; ; n++ {
@@ -139,9 +139,9 @@ func eachLine(r io.Reader, fn func(n int, line []byte, complete bool) error) err
 	}
 }
 
-// readTail reads the end of f (of the given size) back to a point where it
+// ReadTail reads the end of f (of the given size) back to a point where it
 // contains at least want newlines, or to the start of the file.
-func readTail(f io.ReaderAt, size int64, want int) (data []byte, off int64, err error) {
+func ReadTail(f io.ReaderAt, size int64, want int) (data []byte, off int64, err error) {
 	for chunk := int64(64 << 10); ; chunk *= 4 {
 		chunk = min(chunk, size)
 		off = size - chunk
@@ -172,8 +172,8 @@ func lineNumber(f io.ReaderAt, off int64) (int, error) {
 	}
 }
 
-// syncDir makes a create, rename or remove in dir durable.
-func syncDir(dir string) error {
+// SyncDir makes a create, rename or remove in dir durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -33,7 +33,7 @@ func FuzzVerifyLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		line := bytes.TrimSuffix(data, []byte{'\n'})
 		rec, err := verifyLine(line)
-		if err == nil && (!isHexHash(rec.hash) || !isHexHash(rec.prev)) {
+		if err == nil && (!IsHexHash(rec.hash) || !IsHexHash(rec.prev)) {
 			t.Fatalf("accepted a record with hash %q prev %q", rec.hash, rec.prev)
 		}
 		_, _ = DecodeEvent(line)

@@ -10,10 +10,10 @@ import (
 	"syscall"
 )
 
-// lockLog takes an exclusive, non-blocking flock on path so that a second
+// LockFile takes an exclusive, non-blocking flock on path so that a second
 // writer (another process, or a second Open in this one) fails instead of
 // forking the chain. The kernel drops the lock if the process dies.
-func lockLog(path string) (io.Closer, error) {
+func LockFile(path string) (io.Closer, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("decisionlog: lock: %w", err)

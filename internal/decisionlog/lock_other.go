@@ -11,8 +11,8 @@ type noLock struct{}
 
 func (noLock) Close() error { return nil }
 
-// lockLog is a no-op where flock is unavailable: run one writer per log.
-func lockLog(string) (io.Closer, error) { return noLock{}, nil }
+// LockFile is a no-op where flock is unavailable: run one writer per log.
+func LockFile(string) (io.Closer, error) { return noLock{}, nil }
 
 // lockActive is a no-op where flock is unavailable.
 func lockActive(*os.File) error { return nil }

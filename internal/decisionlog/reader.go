@@ -69,7 +69,7 @@ type verifier struct {
 }
 
 func (v *verifier) file(name string, r io.Reader) error {
-	err := eachLine(r, func(n int, line []byte, complete bool) error {
+	err := EachLine(r, func(n int, line []byte, complete bool) error {
 		if !complete {
 			return &ChainError{File: name, Line: n, Kind: KindTruncated, Detail: "last line has no newline (a write was cut short)"}
 		}
@@ -194,7 +194,7 @@ func scan(paths []string, fn func(Event) bool) error {
 		if err != nil {
 			return fmt.Errorf("decisionlog: read: %w", err)
 		}
-		err = eachLine(f, func(n int, line []byte, complete bool) error {
+		err = EachLine(f, func(n int, line []byte, complete bool) error {
 			if !complete {
 				return fmt.Errorf("decisionlog: %s:%d: %w (no newline)", p, n, ErrTruncatedTail)
 			}

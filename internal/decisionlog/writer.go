@@ -1,6 +1,7 @@
 package decisionlog
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -269,7 +270,7 @@ func (w *Writer) openFile(ctx context.Context) (err error) {
 	if err := os.MkdirAll(w.name.dir, 0o750); err != nil {
 		return fmt.Errorf("decisionlog: open: %w", err)
 	}
-	w.lock, err = lockLog(w.opts.Path + ".lock")
+	w.lock, err = LockFile(w.opts.Path + ".lock")
 	if err != nil {
 		return err
 	}
@@ -335,12 +336,12 @@ func (w *Writer) lastHash(path string, repair bool) (hash string, ok bool, err e
 		return "", false, nil
 	}
 	// Two newlines: the one ending the last complete line and the one before it.
-	data, off, err := readTail(f, st.Size(), 2)
+	data, off, err := ReadTail(f, st.Size(), 2)
 	if err != nil {
 		return "", false, fmt.Errorf("decisionlog: open: read %s: %w", path, err)
 	}
 	if data[len(data)-1] != '\n' {
-		cut := lastNewline(data) + 1
+		cut := bytes.LastIndexByte(data, '\n') + 1
 		line, err := lineNumber(f, off+int64(cut))
 		if err != nil {
 			return "", false, fmt.Errorf("decisionlog: open: read %s: %w", path, err)
@@ -361,7 +362,7 @@ func (w *Writer) lastHash(path string, repair bool) (hash string, ok bool, err e
 			return "", false, nil
 		}
 	}
-	start := lastNewline(data[:len(data)-1]) + 1
+	start := bytes.LastIndexByte(data[:len(data)-1], '\n') + 1
 	rec, err := verifyLine(data[start : len(data)-1])
 	if err != nil {
 		line, lerr := lineNumber(f, off+int64(start))
@@ -371,15 +372,6 @@ func (w *Writer) lastHash(path string, repair bool) (hash string, ok bool, err e
 		return "", false, fmt.Errorf("decisionlog: open: %s:%d: last record is damaged, refusing to extend the chain: %w", path, line, err)
 	}
 	return rec.hash, true, nil
-}
-
-func lastNewline(b []byte) int {
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == '\n' {
-			return i
-		}
-	}
-	return -1
 }
 
 // openActive opens the active file for appending; now is its start time if it
@@ -403,7 +395,7 @@ func (w *Writer) openActive(now time.Time) error {
 	w.activeSince = now
 	if w.size == 0 {
 		// The file may be new, or renamed away just now: make the directory durable.
-		if err := syncDir(w.name.dir); err != nil {
+		if err := SyncDir(w.name.dir); err != nil {
 			f.Close()
 			return fmt.Errorf("decisionlog: open: sync %s: %w", w.name.dir, err)
 		}
@@ -428,7 +420,7 @@ func firstTimestamp(path string) (time.Time, bool) {
 	}
 	defer f.Close()
 	var ts time.Time
-	_ = eachLine(f, func(_ int, line []byte, _ bool) error {
+	_ = EachLine(f, func(_ int, line []byte, _ bool) error {
 		var r struct {
 			Timestamp time.Time `json:"timestamp"`
 		}
@@ -999,7 +991,7 @@ func (w *Writer) applyRetention(now time.Time) {
 		w.logger.Info("decisionlog: retention removed rotated log", "file", path)
 	}
 	if len(del) > 0 {
-		if err := syncDir(w.name.dir); err != nil {
+		if err := SyncDir(w.name.dir); err != nil {
 			w.logger.Warn("decisionlog: retention: sync dir", "dir", w.name.dir, "err", err)
 		}
 	}

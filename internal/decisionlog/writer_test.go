@@ -801,8 +801,8 @@ func TestStdout(t *testing.T) {
 	}
 }
 
-// Records longer than the read buffers exercise readTail's growth and
-// eachLine's long-line path.
+// Records longer than the read buffers exercise ReadTail's growth and
+// EachLine's long-line path.
 func TestLongRecords(t *testing.T) {
 	path := logPath(t)
 	big := func(i int) Event {

@@ -1,10 +1,11 @@
-package decisionlog
+package logship
 
 import (
 	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"github.com/scopegate/scopegate/internal/decisionlog"
 	"io"
 	"log/slog"
 	"net/http"
@@ -42,7 +43,7 @@ type fakeService struct {
 	t        *testing.T
 	mu       sync.Mutex
 	up       bool
-	events   []Event
+	events   []decisionlog.Event
 	attempts int
 	header   http.Header
 	opa      []opaEventV1
@@ -99,7 +100,7 @@ func (f *fakeService) setUp(up bool) {
 	f.up = up
 }
 
-func (f *fakeService) received() []Event {
+func (f *fakeService) received() []decisionlog.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.events)
@@ -122,7 +123,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func shipperOpts(path, url string, w *Writer) ShipperOptions {
+func shipperOpts(path, url string, w *decisionlog.Writer) ShipperOptions {
 	o := ShipperOptions{
 		LogPath:       path,
 		URL:           url,
@@ -151,9 +152,9 @@ func newShipperT(t *testing.T, o ShipperOptions) *Shipper {
 
 // sameAsLog checks that the service received exactly the log's records, in
 // order, as written (hashes included).
-func sameAsLog(t *testing.T, got []Event, path string) {
+func sameAsLog(t *testing.T, got []decisionlog.Event, path string) {
 	t.Helper()
-	want, err := QueryAll(mustFiles(t, path), Filter{})
+	want, err := decisionlog.QueryAll(mustFiles(t, path), decisionlog.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func sameAsLog(t *testing.T, got []Event, path string) {
 	}
 	for i := range want {
 		if got[i].DecisionID != want[i].DecisionID || got[i].Hash != want[i].Hash || got[i].PrevHash != want[i].PrevHash {
-			t.Fatalf("record %d: service has %s (%s), log has %s (%s)", i, got[i].DecisionID, short(got[i].Hash), want[i].DecisionID, short(want[i].Hash))
+			t.Fatalf("record %d: service has %s (%s), log has %s (%s)", i, got[i].DecisionID, got[i].Hash, want[i].DecisionID, want[i].Hash)
 		}
 	}
 }
@@ -170,7 +171,7 @@ func sameAsLog(t *testing.T, got []Event, path string) {
 func TestShipperRemoteDownThenUp(t *testing.T) {
 	svc, url := newFakeService(t, false)
 	path := logPath(t)
-	w := openT(t, Options{Path: path, MaxBytes: 16 << 10}) // rotates while shipping
+	w := openT(t, decisionlog.Options{Path: path, MaxBytes: 16 << 10}) // rotates while shipping
 	s := newShipperT(t, shipperOpts(path, url, w))
 
 	logRange(t, w, 0, 150)
@@ -219,7 +220,7 @@ func TestShipperRestartWhileDown(t *testing.T) {
 	path := logPath(t)
 	ctx := context.Background()
 
-	w := openT(t, Options{Path: path})
+	w := openT(t, decisionlog.Options{Path: path})
 	s := newShipperT(t, shipperOpts(path, url, w))
 	logRange(t, w, 0, 60)
 	eventually(t, "records spooled", func() bool { return s.Stats().Spooled == 60 })
@@ -233,7 +234,7 @@ func TestShipperRestartWhileDown(t *testing.T) {
 	}
 
 	// Restart, still down: the new shipper picks up the spool and the cursor.
-	w = openT(t, Options{Path: path})
+	w = openT(t, decisionlog.Options{Path: path})
 	s = newShipperT(t, shipperOpts(path, url, w))
 	if st := s.Stats(); st.SpoolBatches == 0 {
 		t.Fatalf("restart lost the spool: %+v", st)
@@ -250,7 +251,7 @@ func TestShipperRestartWhileDown(t *testing.T) {
 	}
 
 	// A third run finds nothing new to send.
-	w = openT(t, Options{Path: path})
+	w = openT(t, decisionlog.Options{Path: path})
 	s = newShipperT(t, shipperOpts(path, url, w))
 	logRange(t, w, 100, 101)
 	eventually(t, "one more record", func() bool { return len(svc.received()) == 101 })
@@ -260,10 +261,10 @@ func TestShipperRestartWhileDown(t *testing.T) {
 func TestShipperShipsOnlyDurableRecords(t *testing.T) {
 	svc, url := newFakeService(t, true)
 	path := logPath(t)
-	w := openT(t, Options{Path: path})
+	w := openT(t, decisionlog.Options{Path: path})
 	logRange(t, w, 0, 10)
 	closeT(t, w)
-	evs, err := QueryAll(mustFiles(t, path), Filter{})
+	evs, err := decisionlog.QueryAll(mustFiles(t, path), decisionlog.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,7 @@ func TestShipperShipsOnlyDurableRecords(t *testing.T) {
 func TestShipperReportsRecordsDeletedBeforeShipping(t *testing.T) {
 	svc, url := newFakeService(t, true)
 	path := logPath(t)
-	w := openT(t, Options{Path: path})
+	w := openT(t, decisionlog.Options{Path: path})
 	s := newShipperT(t, shipperOpts(path, url, w))
 	logRange(t, w, 0, 5)
 	eventually(t, "5 records", func() bool { return len(svc.received()) == 5 })
@@ -292,7 +293,7 @@ func TestShipperReportsRecordsDeletedBeforeShipping(t *testing.T) {
 	// Without a shipper, the log rotates and retention deletes records that
 	// were never shipped.
 	clock := newFakeClock(t0)
-	w = openT(t, Options{Path: path, MaxAge: time.Minute, MaxFiles: 1, Clock: clock.Now})
+	w = openT(t, decisionlog.Options{Path: path, MaxAge: time.Minute, MaxFiles: 1, Clock: clock.Now})
 	logRange(t, w, 5, 10)
 	clock.Add(2 * time.Minute)
 	logRange(t, w, 10, 15)
@@ -321,7 +322,7 @@ func TestShipperResumesAfterSpoolAheadOfCursor(t *testing.T) {
 	// batch is ahead of the cursor, and must not be spooled twice.
 	svc, url := newFakeService(t, false)
 	path := logPath(t)
-	w := openT(t, Options{Path: path})
+	w := openT(t, decisionlog.Options{Path: path})
 	s := newShipperT(t, shipperOpts(path, url, w))
 	logRange(t, w, 0, 30)
 	eventually(t, "spooled", func() bool { return s.Stats().Spooled == 30 })
@@ -332,7 +333,7 @@ func TestShipperResumesAfterSpoolAheadOfCursor(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(path+".spool", cursorFile), []byte(`{"hash":"","next_seq":0}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w = openT(t, Options{Path: path})
+	w = openT(t, decisionlog.Options{Path: path})
 	newShipperT(t, shipperOpts(path, url, w))
 	svc.setUp(true)
 	eventually(t, "all records", func() bool { return len(svc.received()) == 30 })

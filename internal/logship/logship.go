@@ -1,4 +1,6 @@
-package decisionlog
+// Package logship ships the local decision log to a remote, OPA-compatible
+// decision-log service, tailing the hash-chained files (see Shipper).
+package logship
 
 import (
 	"bytes"
@@ -20,7 +22,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/scopegate/scopegate/internal/decisionlog"
 )
+
+// errStop ends a walk over a file's lines early.
+var errStop = errors.New("stop")
 
 // Shipping to a remote decision-log service.
 //
@@ -224,7 +231,7 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 	if err := os.MkdirAll(opts.SpoolDir, 0o750); err != nil {
 		return nil, fmt.Errorf("decisionlog: shipper: %w", err)
 	}
-	lock, err := lockLog(filepath.Join(opts.SpoolDir, "lock"))
+	lock, err := decisionlog.LockFile(filepath.Join(opts.SpoolDir, "lock"))
 	if err != nil {
 		return nil, fmt.Errorf("decisionlog: shipper: %w", err)
 	}
@@ -392,7 +399,7 @@ func (s *Shipper) read() error {
 	target := ""
 	if s.opts.Durable != nil {
 		target = s.opts.Durable()
-		if target == s.pos.Hash || (s.pos.Hash == "" && target == GenesisHash) {
+		if target == s.pos.Hash || (s.pos.Hash == "" && target == decisionlog.GenesisHash) {
 			return nil
 		}
 	}
@@ -405,7 +412,7 @@ func (s *Shipper) read() error {
 		return nil
 	}
 	s.spoolFull = false
-	files, err := Files(s.opts.LogPath)
+	files, err := decisionlog.Files(s.opts.LogPath)
 	if err != nil || len(files) == 0 {
 		return err
 	}
@@ -449,7 +456,7 @@ func (s *Shipper) readFile(path string, active bool, off int64, target string, b
 		return false, err
 	}
 	more = !active
-	err = eachLine(f, func(_ int, line []byte, complete bool) error {
+	err = decisionlog.EachLine(f, func(_ int, line []byte, complete bool) error {
 		if !complete { // being written, or cut short by a crash
 			more = false
 			return errStop
@@ -459,7 +466,7 @@ func (s *Shipper) readFile(path string, active bool, off int64, target string, b
 			Prev string `json:"prev_hash"`
 			Hash string `json:"hash"`
 		}
-		if err := json.Unmarshal(line, &rec); err != nil || !isHexHash(rec.Hash) || !isHexHash(rec.Prev) {
+		if err := json.Unmarshal(line, &rec); err != nil || !decisionlog.IsHexHash(rec.Hash) || !decisionlog.IsHexHash(rec.Prev) {
 			s.skipped.Add(1)
 			s.logger.Error("decisionlog: shipper: cannot ship an unreadable record; run scopegate audit verify",
 				"file", path, "offset", off, "err", err)
@@ -558,7 +565,7 @@ func (s *Shipper) commit() error {
 	if len(s.pending) == 0 && s.pos == s.saved {
 		return nil
 	}
-	if err := syncDir(s.opts.SpoolDir); err != nil {
+	if err := decisionlog.SyncDir(s.opts.SpoolDir); err != nil {
 		return fmt.Errorf("sync spool: %w", err)
 	}
 	data, err := json.Marshal(s.pos)
@@ -568,7 +575,7 @@ func (s *Shipper) commit() error {
 	if err := writeFileSync(s.opts.SpoolDir, cursorFile, data); err != nil {
 		return fmt.Errorf("save cursor: %w", err)
 	}
-	if err := syncDir(s.opts.SpoolDir); err != nil {
+	if err := decisionlog.SyncDir(s.opts.SpoolDir); err != nil {
 		return fmt.Errorf("sync spool: %w", err)
 	}
 	s.saved = s.pos
@@ -654,11 +661,11 @@ func (s *Shipper) first(path string) (string, bool) {
 // firstPrevOf reads the prev_hash of the first complete line of r.
 func firstPrevOf(r io.Reader) (string, bool) {
 	var prev string
-	_ = eachLine(r, func(_ int, line []byte, complete bool) error {
+	_ = decisionlog.EachLine(r, func(_ int, line []byte, complete bool) error {
 		var rec struct {
 			Prev string `json:"prev_hash"`
 		}
-		if complete && json.Unmarshal(line, &rec) == nil && isHexHash(rec.Prev) {
+		if complete && json.Unmarshal(line, &rec) == nil && decisionlog.IsHexHash(rec.Prev) {
 			prev = rec.Prev
 		}
 		return errStop
@@ -678,15 +685,15 @@ func endsWith(path, hash string) (int64, bool) {
 	if err != nil || st.Size() == 0 {
 		return 0, false
 	}
-	data, off, err := readTail(f, st.Size(), 2)
+	data, off, err := decisionlog.ReadTail(f, st.Size(), 2)
 	if err != nil {
 		return 0, false
 	}
-	end := lastNewline(data)
+	end := bytes.LastIndexByte(data, '\n')
 	if end < 0 {
 		return 0, false
 	}
-	start := lastNewline(data[:end]) + 1
+	start := bytes.LastIndexByte(data[:end], '\n') + 1
 	var rec struct {
 		Hash string `json:"hash"`
 	}
@@ -709,7 +716,7 @@ func findRecord(path, hash string) (int64, bool, error) {
 	needle := []byte(`"hash":"` + hash + `"`)
 	var off, at int64
 	found := false
-	err = eachLine(f, func(_ int, line []byte, complete bool) error {
+	err = decisionlog.EachLine(f, func(_ int, line []byte, complete bool) error {
 		if !complete {
 			return errStop
 		}
@@ -907,7 +914,7 @@ func lastBatchHash(path string) (string, error) {
 
 // DecodeBatch decodes a batch as the service receives it: a gzip-compressed
 // JSON array of events.
-func DecodeBatch(r io.Reader) ([]Event, error) {
+func DecodeBatch(r io.Reader) ([]decisionlog.Event, error) {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("decisionlog: batch: %w", err)
@@ -921,9 +928,9 @@ func DecodeBatch(r io.Reader) ([]Event, error) {
 	if err := json.Unmarshal(raw, &lines); err != nil {
 		return nil, fmt.Errorf("decisionlog: batch: %w", err)
 	}
-	events := make([]Event, len(lines))
+	events := make([]decisionlog.Event, len(lines))
 	for i, l := range lines {
-		if events[i], err = DecodeEvent(l); err != nil {
+		if events[i], err = decisionlog.DecodeEvent(l); err != nil {
 			return nil, fmt.Errorf("decisionlog: batch event %d: %w", i, err)
 		}
 	}
