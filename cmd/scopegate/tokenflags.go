@@ -33,6 +33,7 @@ type tokenFlags struct {
 	introspectionURL, introspectionClientID, introspectionSecretFile string
 	introspectionTTL, introspectionTimeout                           time.Duration
 	introspectionCacheBytes                                          byteSize
+	introspectionMaxInFlight                                         int
 }
 
 func (t *tokenFlags) register(f *pflag.FlagSet) {
@@ -48,6 +49,7 @@ func (t *tokenFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&t.introspectionSecretFile, "token-introspection-client-secret-file", "", "file holding scopegate's client secret at the introspection endpoint (or set "+introspectionSecretEnv+")")
 	f.DurationVar(&t.introspectionTTL, "token-introspection-cache-ttl", introspect.DefaultTTL, "reuse an introspection answer this long at most (never past the token's exp)")
 	f.DurationVar(&t.introspectionTimeout, "token-introspection-timeout", introspect.DefaultTimeout, "deadline for one introspection call; past it the decision is token_unavailable")
+	f.IntVar(&t.introspectionMaxInFlight, "token-introspection-max-in-flight", introspect.DefaultMaxInFlight, "most introspection calls (and connections to the endpoint) at once; past it a call waits for a slot within the timeout, then is token_unavailable")
 	t.introspectionCacheBytes = introspect.DefaultCacheBytes
 	f.Var(&t.introspectionCacheBytes, "token-introspection-cache-bytes", "memory for cached introspection answers, e.g. 16MiB (0: no cache)")
 }
@@ -117,15 +119,15 @@ func (t *tokenFlags) introspector() (*introspect.Client, error) {
 	if t.introspectionClientID == "" || secret == "" {
 		return nil, errors.New("--token-introspection-url needs --token-introspection-client-id and a secret (--token-introspection-client-secret-file or " + introspectionSecretEnv + ")")
 	}
-	if t.introspectionTTL <= 0 || t.introspectionTimeout <= 0 || t.introspectionCacheBytes < 0 {
-		return nil, errors.New("--token-introspection-cache-ttl and --token-introspection-timeout must be positive, --token-introspection-cache-bytes not negative")
+	if t.introspectionTTL <= 0 || t.introspectionTimeout <= 0 || t.introspectionMaxInFlight <= 0 || t.introspectionCacheBytes < 0 {
+		return nil, errors.New("--token-introspection-cache-ttl, --token-introspection-timeout and --token-introspection-max-in-flight must be positive, --token-introspection-cache-bytes not negative")
 	}
 	cacheBytes := int64(t.introspectionCacheBytes)
 	if cacheBytes == 0 {
 		cacheBytes = -1 // no cache
 	}
 	c, err := introspect.New(introspect.Options{URL: t.introspectionURL, ClientID: t.introspectionClientID, ClientSecret: secret,
-		TTL: t.introspectionTTL, Timeout: t.introspectionTimeout, CacheBytes: cacheBytes})
+		TTL: t.introspectionTTL, Timeout: t.introspectionTimeout, CacheBytes: cacheBytes, MaxInFlight: t.introspectionMaxInFlight})
 	if err != nil {
 		return nil, fmt.Errorf("--token-introspection-url: %w", err)
 	}

@@ -33,6 +33,10 @@ const (
 	DefaultTTL        = 2 * time.Minute
 	DefaultCacheBytes = 16 << 20
 	DefaultTimeout    = 2 * time.Second
+	// DefaultMaxInFlight bounds concurrent calls: distinct tokens miss the
+	// cache, and a flood of them must not become a flood of connections
+	// to the authorization server.
+	DefaultMaxInFlight = 64
 	// MaxResponseBytes bounds one answer.
 	MaxResponseBytes = 64 << 10
 )
@@ -47,8 +51,12 @@ type Options struct {
 	TTL time.Duration
 	// CacheBytes bounds the cache; DefaultCacheBytes if 0, none if < 0.
 	CacheBytes int64
-	// Timeout bounds one call; DefaultTimeout if 0.
+	// Timeout bounds one call, waiting for a slot included; DefaultTimeout
+	// if 0.
 	Timeout time.Duration
+	// MaxInFlight bounds concurrent calls (and connections to the
+	// endpoint); DefaultMaxInFlight if 0.
+	MaxInFlight int
 	// Client makes the calls; a fresh one if nil.
 	Client *http.Client
 	Now    func() time.Time
@@ -71,6 +79,7 @@ type entry struct {
 type Client struct {
 	opts  Options
 	cache *bytecache.Cache[entry]
+	slots chan struct{} // one per call in flight
 }
 
 // New checks opts and returns a Client. The URL must be https, or http on
@@ -90,13 +99,19 @@ func New(opts Options) (*Client, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
 	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{}
+		opts.Client = &http.Client{Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment, MaxConnsPerHost: opts.MaxInFlight, MaxIdleConnsPerHost: opts.MaxInFlight,
+			IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: opts.Timeout, ForceAttemptHTTP2: true,
+		}}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Client{opts: opts}
+	c := &Client{opts: opts, slots: make(chan struct{}, opts.MaxInFlight)}
 	switch {
 	case opts.CacheBytes == 0:
 		c.cache = bytecache.New[entry](DefaultCacheBytes)
@@ -155,6 +170,12 @@ func (c *Client) current(claims map[string]any, now time.Time) bool {
 func (c *Client) call(ctx context.Context, token string) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
+	select {
+	case c.slots <- struct{}{}:
+		defer func() { <-c.slots }()
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%w: %d calls already in flight", ErrUnavailable, cap(c.slots))
+	}
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.opts.URL, strings.NewReader(form))
 	if err != nil {

@@ -208,3 +208,47 @@ func TestNewRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestInFlightBounded: a flood of distinct tokens (each a cache miss)
+// never has more than MaxInFlight calls at the endpoint; the rest wait
+// for a slot within the timeout, then are ErrUnavailable.
+func TestInFlightBounded(t *testing.T) {
+	s := newStub(t)
+	var now, peak atomic.Int64
+	s.set(func(s *stub) {
+		s.answer = func(string) (int, any) {
+			n := now.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			now.Add(-1)
+			return 200, map[string]any{"active": false}
+		}
+	})
+	c, err := New(Options{URL: s.srv.URL, ClientID: "scopegate:rs", ClientSecret: "s3cret+/", MaxInFlight: 4, Timeout: 120 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var unavailable atomic.Int64
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Introspect(context.Background(), "flood-"+strings.Repeat("x", i)); errors.Is(err, ErrUnavailable) {
+				unavailable.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p > 4 || p == 0 {
+		t.Errorf("peak %d calls in flight, bound 4", p)
+	}
+	if unavailable.Load() == 0 {
+		t.Error("40 slow calls through 4 slots in 120ms all succeeded")
+	}
+}
