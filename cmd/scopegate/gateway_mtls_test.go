@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,18 +26,9 @@ import (
 func TestServeGatewayMTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := testpki.NewCA(t)
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	is := testpki.NewIssuer(t)
-	srvCert, srvKey := ca.Issue(t, "127.0.0.1", true)
-	srv := startServe(t, dir, "--tls-cert", write("srv.pem", srvCert), "--tls-key", write("srv.key", srvKey),
-		"--tls-client-ca", write("ca.pem", ca.PEM), "--grpc-addr", "127.0.0.1:0", "--decision-log", filepath.Join(dir, "decisions.log"),
-		"--token-issuer", "https://id.example.com", "--token-audience", "https://api.example.com", "--token-jwks", is.JWKS)
+	srv := startServe(t, dir, append(mtlsArgs(t, dir, ca), "--grpc-addr", "127.0.0.1:0", "--decision-log", filepath.Join(dir, "decisions.log"),
+		"--token-issuer", "https://id.example.com", "--token-audience", "https://api.example.com", "--token-jwks", is.JWKS)...)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(ca.PEM)
 	c, k := ca.Issue(t, "gateway-envoy", false)

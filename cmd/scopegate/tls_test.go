@@ -13,13 +13,10 @@ import (
 	"github.com/scopegate/scopegate/internal/testpki"
 )
 
-// TestServeMTLS: serve with --tls-cert/--tls-key/--tls-client-ca and no
-// token files demands a client certificate from the CA for /v1/* and
-// /metrics, over HTTPS, lets probes in without one, and records the
-// certificate's subject as the caller.
-func TestServeMTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca := testpki.NewCA(t)
+// mtlsArgs are serve's flags for HTTPS with a certificate from ca and
+// client certificates from ca, the files written into dir.
+func mtlsArgs(t *testing.T, dir string, ca *testpki.CA) []string {
+	t.Helper()
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -28,8 +25,17 @@ func TestServeMTLS(t *testing.T) {
 		return p
 	}
 	srvCert, srvKey := ca.Issue(t, "scopegate", true)
-	srv := startServe(t, dir, "--tls-cert", write("srv.pem", srvCert), "--tls-key", write("srv.key", srvKey),
-		"--tls-client-ca", write("ca.pem", ca.PEM))
+	return []string{"--tls-cert", write("srv.pem", srvCert), "--tls-key", write("srv.key", srvKey), "--tls-client-ca", write("ca.pem", ca.PEM)}
+}
+
+// TestServeMTLS: serve with --tls-cert/--tls-key/--tls-client-ca and no
+// token files demands a client certificate from the CA for /v1/* and
+// /metrics, over HTTPS, lets probes in without one, and records the
+// certificate's subject as the caller.
+func TestServeMTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t)
+	srv := startServe(t, dir, mtlsArgs(t, dir, ca)...)
 	url := strings.Replace(srv.url, "http://", "https://", 1) + "/v1/decide"
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(ca.PEM)
