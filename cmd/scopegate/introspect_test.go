@@ -99,6 +99,12 @@ func TestServeIntrospection(t *testing.T) {
 	if calls.Load() != before {
 		t.Errorf("an active answer was not cached")
 	}
+	for name, want := range map[string]float64{"scopegate_token_introspection_calls_total": 4, "scopegate_token_introspection_failures_total": 2,
+		"scopegate_token_introspection_cache_hits_total": 2} {
+		if got := srv.metric(t, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
 	srv.stop(t)
 
 	err := filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {

@@ -64,6 +64,13 @@ func TestServeJWKSURL(t *testing.T) {
 	if d := decide(tok(next)); d["allow"] != false || d["reason"] != "token_unavailable" {
 		t.Fatalf("endpoint down past the keys' lifetime: %v", d)
 	}
+	const issuer = `\{issuer="https://id\.example\.com"\}`
+	if n := srv.metric(t, "scopegate_token_jwks_fetch_failures_total"+issuer); n < 1 {
+		t.Errorf("failed fetches counted: %v", n)
+	}
+	if exp := srv.metric(t, "scopegate_token_jwks_expiry_timestamp_seconds"+issuer); exp > float64(time.Now().Unix()) || exp == 0 {
+		t.Errorf("expiry %v: the keys should have expired", exp)
+	}
 	req, _ := http.NewRequest("GET", srv.url+"/v1/forward-auth", nil)
 	req.Header.Set("X-Forwarded-Method", "GET")
 	req.Header.Set("X-Forwarded-Uri", "/projects/1")

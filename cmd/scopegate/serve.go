@@ -128,6 +128,9 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		prefetch(ctx, tokens, logger)
 	}
 	reg := prometheus.NewRegistry()
+	if tokens != nil {
+		registerTokenMetrics(reg, tokens)
+	}
 	var srvRef atomic.Pointer[server.Server]
 	mgr := bundle.NewManager(bundle.ManagerOptions{
 		OnActivate: func(e *engine.Engine) {

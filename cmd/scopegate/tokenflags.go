@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/scopegate/scopegate/internal/introspect"
@@ -163,4 +164,49 @@ func countSet(vs ...string) int {
 		}
 	}
 	return n
+}
+
+// registerTokenMetrics exposes how checking tokens goes: per issuer with a
+// JWKS URL, its fetches, failed fetches and when its keys expire (alert
+// before they do); for introspection, its calls, failed calls and cache.
+func registerTokenMetrics(reg prometheus.Registerer, v *token.Verifier) {
+	for _, c := range v.Issuers() {
+		r, ok := c.Keys.(*jwks.Remote)
+		if !ok {
+			continue
+		}
+		labels := prometheus.Labels{"issuer": c.Issuer}
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scopegate_token_jwks_fetches_total", ConstLabels: labels,
+				Help: "Fetches of the issuer's JWKS URL started."}, func() float64 { n, _, _ := r.Stats(); return float64(n) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scopegate_token_jwks_fetch_failures_total", ConstLabels: labels,
+				Help: "Fetches of the issuer's JWKS URL that failed (the cached keys stayed)."}, func() float64 { _, n, _ := r.Stats(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scopegate_token_jwks_expiry_timestamp_seconds", ConstLabels: labels,
+				Help: "When the issuer's cached keys expire, as a Unix time (0: none fetched yet); past it, its tokens are token_unavailable."},
+				func() float64 {
+					_, _, exp := r.Stats()
+					if exp.IsZero() {
+						return 0
+					}
+					return float64(exp.Unix())
+				}),
+		)
+	}
+	in, ok := v.Introspector().(*introspect.Client)
+	if !ok {
+		return
+	}
+	stat := func(i int) func() float64 {
+		return func() float64 {
+			calls, failures, hits, misses, bytes := in.Stats()
+			return [...]float64{float64(calls), float64(failures), float64(hits), float64(misses), float64(bytes)}[i]
+		}
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scopegate_token_introspection_calls_total", Help: "Calls to the introspection endpoint."}, stat(0)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scopegate_token_introspection_failures_total", Help: "Introspection calls that failed: each was a token_unavailable deny."}, stat(1)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scopegate_token_introspection_cache_hits_total", Help: "Introspection answers reused from the cache."}, stat(2)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scopegate_token_introspection_cache_misses_total", Help: "Tokens not (or no longer) in the introspection cache."}, stat(3)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scopegate_token_introspection_cache_bytes", Help: "Memory the introspection cache holds, as charged."}, stat(4)),
+	)
 }

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/scopegate/scopegate/internal/auth"
@@ -80,6 +81,18 @@ type Client struct {
 	opts  Options
 	cache *bytecache.Cache[entry]
 	slots chan struct{} // one per call in flight
+
+	calls, failures atomic.Uint64
+}
+
+// Stats are for metrics: calls made, calls that failed (ErrUnavailable),
+// and the cache's hits, misses and bytes.
+func (c *Client) Stats() (calls, failures, hits, misses uint64, cacheBytes int64) {
+	if c.cache != nil {
+		hits, misses, _ = c.cache.Stats()
+		cacheBytes = c.cache.Bytes()
+	}
+	return c.calls.Load(), c.failures.Load(), hits, misses, cacheBytes
 }
 
 // New checks opts and returns a Client. The URL must be https, or http on
@@ -135,8 +148,10 @@ func (c *Client) Introspect(ctx context.Context, token string) (Result, error) {
 			stale = true
 		}
 	}
+	c.calls.Add(1)
 	res, err := c.call(ctx, token)
 	if err != nil {
+		c.failures.Add(1)
 		return Result{}, err
 	}
 	res.Active = res.Active && c.current(res.Claims, now)

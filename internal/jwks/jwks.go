@@ -77,6 +77,7 @@ type Remote struct {
 	fetching  bool
 	lastError error
 	fetches   int
+	failures  int
 }
 
 // CheckURL accepts https URLs, and http only on a loopback host.
@@ -107,6 +108,14 @@ func (r *Remote) Fetches() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.fetches
+}
+
+// Stats are for metrics: fetches started, fetches failed, and when the
+// current set expires (zero before the first success).
+func (r *Remote) Stats() (fetches, failures int, expires time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fetches, r.failures, r.expires
 }
 
 // Fetch fetches the set now (serve does once at start), rate limit aside.
@@ -182,6 +191,7 @@ func (r *Remote) fetch(ctx context.Context) error {
 	r.fetching = false
 	r.lastError = err
 	if err != nil {
+		r.failures++
 		return err
 	}
 	r.keys = keys

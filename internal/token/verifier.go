@@ -49,6 +49,9 @@ func NewVerifier(issuers []*Config, in Introspector, audience string) (*Verifier
 	return v, nil
 }
 
+// Introspector is the introspection endpoint's client, or nil.
+func (v *Verifier) Introspector() Introspector { return v.introspector }
+
 // Issuers lists the configured issuers' configs.
 func (v *Verifier) Issuers() []*Config {
 	out := make([]*Config, 0, len(v.byIssuer))
