@@ -210,8 +210,8 @@ func TestNewRefuses(t *testing.T) {
 }
 
 // TestInFlightBounded: a flood of distinct tokens (each a cache miss)
-// never has more than MaxInFlight calls at the endpoint; the rest wait
-// for a slot within the timeout, then are ErrUnavailable.
+// never has more than MaxInFlight calls at the endpoint: the rest wait for
+// a slot, and past the timeout are ErrUnavailable.
 func TestInFlightBounded(t *testing.T) {
 	s := newStub(t)
 	var now, peak atomic.Int64
@@ -229,26 +229,38 @@ func TestInFlightBounded(t *testing.T) {
 			return 200, map[string]any{"active": false}
 		}
 	})
-	c, err := New(Options{URL: s.srv.URL, ClientID: "scopegate:rs", ClientSecret: "s3cret+/", MaxInFlight: 4, Timeout: 120 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
+	flood := func(timeout time.Duration) (unavailable int64) {
+		c, err := New(Options{URL: s.srv.URL, ClientID: "scopegate:rs", ClientSecret: "s3cret+/", MaxInFlight: 4, Timeout: timeout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var n atomic.Int64
+		for i := range 40 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := c.Introspect(context.Background(), "flood-"+strings.Repeat("x", i)); errors.Is(err, ErrUnavailable) {
+					n.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return n.Load()
 	}
-	var wg sync.WaitGroup
-	var unavailable atomic.Int64
-	for i := range 40 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := c.Introspect(context.Background(), "flood-"+strings.Repeat("x", i)); errors.Is(err, ErrUnavailable) {
-				unavailable.Add(1)
-			}
-		}()
+	// Time enough for all: 40 calls of 50 ms through 4 slots take 0.5 s.
+	start := time.Now()
+	if n := flood(5 * time.Second); n != 0 {
+		t.Errorf("%d of 40 unavailable with time enough", n)
 	}
-	wg.Wait()
 	if p := peak.Load(); p > 4 || p == 0 {
 		t.Errorf("peak %d calls in flight, bound 4", p)
 	}
-	if unavailable.Load() == 0 {
-		t.Error("40 slow calls through 4 slots in 120ms all succeeded")
+	if d := time.Since(start); d < 450*time.Millisecond {
+		t.Errorf("40 calls of 50 ms took %v: not queued through 4 slots", d)
+	}
+	// Not enough time: the calls that find no slot in time are refused.
+	if n := flood(120 * time.Millisecond); n == 0 {
+		t.Error("40 slow calls through 4 slots in 120 ms all succeeded")
 	}
 }
