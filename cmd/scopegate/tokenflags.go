@@ -35,6 +35,9 @@ type tokenFlags struct {
 	introspectionTTL, introspectionTimeout                           time.Duration
 	introspectionCacheBytes                                          byteSize
 	introspectionMaxInFlight                                         int
+
+	cacheBytes byteSize
+	cacheTTL   time.Duration
 }
 
 func (t *tokenFlags) register(f *pflag.FlagSet) {
@@ -52,6 +55,9 @@ func (t *tokenFlags) register(f *pflag.FlagSet) {
 	f.DurationVar(&t.introspectionTimeout, "token-introspection-timeout", introspect.DefaultTimeout, "deadline for one introspection call; past it the decision is token_unavailable")
 	f.IntVar(&t.introspectionMaxInFlight, "token-introspection-max-in-flight", introspect.DefaultMaxInFlight, "most introspection calls (and connections to the endpoint) at once; past it a call waits for a slot within the timeout, then is token_unavailable")
 	t.introspectionCacheBytes = introspect.DefaultCacheBytes
+	t.cacheBytes = token.DefaultCacheBytes
+	f.Var(&t.cacheBytes, "token-cache-bytes", "memory for remembering JWTs that passed every check, keyed by SHA-256, e.g. 16MiB (0: verify every time)")
+	f.DurationVar(&t.cacheTTL, "token-cache-ttl", token.DefaultCacheTTL, "remember a verified JWT this long at most (never past its exp; a refetched key set drops it)")
 	f.Var(&t.introspectionCacheBytes, "token-introspection-cache-bytes", "memory for cached introspection answers, e.g. 16MiB (0: no cache)")
 }
 
@@ -95,7 +101,15 @@ func (t *tokenFlags) config() (*token.Verifier, error) {
 	if in != nil {
 		intro = in
 	}
-	return token.NewVerifier(issuers, intro, t.audience)
+	if t.cacheBytes < 0 || t.cacheTTL <= 0 {
+		return nil, errors.New("--token-cache-bytes must not be negative and --token-cache-ttl must be positive")
+	}
+	v, err := token.NewVerifier(issuers, intro, t.audience)
+	if err != nil {
+		return nil, err
+	}
+	v.Cache(int64(t.cacheBytes), t.cacheTTL)
+	return v, nil
 }
 
 // introspector is the introspection client the flags describe, or nil.
@@ -170,6 +184,17 @@ func countSet(vs ...string) int {
 // JWKS URL, its fetches, failed fetches and when its keys expire (alert
 // before they do); for introspection, its calls, failed calls and cache.
 func registerTokenMetrics(reg prometheus.Registerer, v *token.Verifier) {
+	cache := func(i int) func() float64 {
+		return func() float64 {
+			hits, misses, bytes := v.CacheStats()
+			return [...]float64{float64(hits), float64(misses), float64(bytes)}[i]
+		}
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scopegate_token_cache_hits_total", Help: "JWTs found verified in the token cache."}, cache(0)),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "scopegate_token_cache_misses_total", Help: "JWTs not (or no longer) in the token cache: verified in full."}, cache(1)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "scopegate_token_cache_bytes", Help: "Memory the verified-token cache holds, as charged."}, cache(2)),
+	)
 	for _, c := range v.Issuers() {
 		r, ok := c.Keys.(*jwks.Remote)
 		if !ok {

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -78,6 +79,7 @@ type Remote struct {
 	lastError error
 	fetches   int
 	failures  int
+	gen       atomic.Uint64 // counts the sets installed
 }
 
 // CheckURL accepts https URLs, and http only on a loopback host.
@@ -109,6 +111,10 @@ func (r *Remote) Fetches() int {
 	defer r.mu.Unlock()
 	return r.fetches
 }
+
+// Generation changes whenever a fetched set is installed: what was
+// verified under an older one is verified again.
+func (r *Remote) Generation() uint64 { return r.gen.Load() }
 
 // Stats are for metrics: fetches started, fetches failed, and when the
 // current set expires (zero before the first success).
@@ -195,6 +201,7 @@ func (r *Remote) fetch(ctx context.Context) error {
 		return err
 	}
 	r.keys = keys
+	r.gen.Add(1)
 	r.expires = now.Add(ttl)
 	r.fresh = now.Add(ttl / 2)
 	return nil

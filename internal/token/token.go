@@ -149,6 +149,13 @@ type header struct {
 	Crit []string `json:"crit"`
 }
 
+func (c *Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
 // Verify checks raw and returns its claims, or an *Error naming the check
 // that failed, or an error wrapping ErrUnavailable when the issuer's keys
 // cannot be had now.
@@ -233,11 +240,7 @@ func (c *Config) claims(payload []byte) (Claims, error) {
 	default:
 		return fail("aud", "no audience")
 	}
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
-	}
-	t := now()
+	t := c.now()
 	exp, ok := numericDate(all["exp"])
 	if !ok {
 		return fail("exp", "no exp")

@@ -2,13 +2,16 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/scopegate/scopegate/internal/bytecache"
 	"github.com/scopegate/scopegate/internal/introspect"
 )
 
@@ -27,6 +30,52 @@ type Verifier struct {
 	// audience, when set, must be among an introspection answer's aud
 	// (when it has one).
 	audience string
+	// verified remembers JWTs that passed every check (see Cache).
+	verified *bytecache.Cache[verifiedJWT]
+	ttl      time.Duration
+}
+
+// verifiedJWT is a JWT that passed every check, good until until, with the
+// issuer's keys as they were at generation gen.
+type verifiedJWT struct {
+	claims Claims
+	until  time.Time
+	gen    uint64
+	issuer *Config
+}
+
+// generational is a KeySource whose keys can change (jwks.Remote): a
+// token verified under an older set is verified again.
+type generational interface{ Generation() uint64 }
+
+// DefaultCacheBytes and DefaultCacheTTL bound the verified-token cache.
+const (
+	DefaultCacheBytes = 16 << 20
+	DefaultCacheTTL   = 5 * time.Minute
+)
+
+// Cache makes the verifier remember a JWT that passed every check, keyed
+// by its SHA-256, for up to ttl and never past its exp (plus leeway), in
+// at most maxBytes: a service's users send the same token many times, and
+// an RS256 verification costs more than the rest of a decision. A token
+// is verified again once its issuer's key set has been refetched, so a
+// key the issuer withdrew stops being trusted. maxBytes <= 0: no cache.
+func (v *Verifier) Cache(maxBytes int64, ttl time.Duration) {
+	if maxBytes <= 0 || ttl <= 0 {
+		v.verified = nil
+		return
+	}
+	v.verified = bytecache.New[verifiedJWT](maxBytes)
+	v.ttl = ttl
+}
+
+// CacheStats are the verified-token cache's hits, misses and bytes.
+func (v *Verifier) CacheStats() (hits, misses uint64, bytes int64) {
+	if v.verified == nil {
+		return 0, 0, 0
+	}
+	hits, misses, _ = v.verified.Stats()
+	return hits, misses, v.verified.Bytes()
 }
 
 // NewVerifier accepts JWTs from issuers (each iss at most once) and, with
@@ -75,13 +124,47 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 		if !ok {
 			return fail("iss", "issuer %q is not one this server accepts tokens from", iss)
 		}
-		return Verify(ctx, c, raw)
+		return v.verifyJWT(ctx, c, raw)
 	case v.introspector != nil:
 		return v.introspect(ctx, raw)
 	case isJWT:
 		return fail("iss", "issuer %q is not one this server accepts tokens from", iss)
 	}
 	return fail("malformed", "not a JWT, and no introspection endpoint is configured for opaque tokens")
+}
+
+// verifyJWT is Verify with c, through the verified-token cache.
+func (v *Verifier) verifyJWT(ctx context.Context, c *Config, raw string) (Claims, error) {
+	if v.verified == nil {
+		return Verify(ctx, c, raw)
+	}
+	var gen uint64
+	if g, ok := c.Keys.(generational); ok {
+		gen = g.Generation()
+	}
+	sum := sha256.Sum256([]byte(raw))
+	key := string(sum[:])
+	now := c.now()
+	e, hit := v.verified.Get(key)
+	if hit && e.issuer == c && e.gen == gen && now.Before(e.until) {
+		return e.claims, nil
+	}
+	claims, err := Verify(ctx, c, raw)
+	if err != nil {
+		return claims, err
+	}
+	until := now.Add(v.ttl)
+	if exp := claims.Expires.Add(c.Leeway); exp.Before(until) {
+		until = exp
+	}
+	size := int64(len(key)) + 3*int64(len(raw)) + 256 // the claims hold about the payload, decoded into maps
+	e = verifiedJWT{claims: claims, until: until, gen: gen, issuer: c}
+	if hit {
+		v.verified.Replace(key, e, size)
+	} else {
+		v.verified.Put(key, e, size)
+	}
+	return claims, nil
 }
 
 func (v *Verifier) introspect(ctx context.Context, raw string) (Claims, error) {

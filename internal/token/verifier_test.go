@@ -6,9 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/scopegate/scopegate/internal/engine"
 	"github.com/scopegate/scopegate/internal/introspect"
 	"github.com/scopegate/scopegate/internal/testpki"
 	"github.com/scopegate/scopegate/internal/token"
@@ -157,4 +161,126 @@ func TestOpaqueAndJWT(t *testing.T) {
 	if _, err := v.Verify(ctx, jwt); err != nil {
 		t.Errorf("JWT: %v", err)
 	}
+}
+
+// rotatingKeys is a KeySource whose set can be swapped, as a refetched
+// JWKS URL is.
+type rotatingKeys struct {
+	mu   sync.Mutex
+	keys token.StaticKeys
+	gen  uint64
+}
+
+func (r *rotatingKeys) Key(ctx context.Context, kid string) (jwk.Key, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.keys.Key(ctx, kid)
+}
+
+func (r *rotatingKeys) Generation() uint64 { r.mu.Lock(); defer r.mu.Unlock(); return r.gen }
+
+func (r *rotatingKeys) swap(k token.StaticKeys) {
+	r.mu.Lock()
+	r.keys, r.gen = k, r.gen+1
+	r.mu.Unlock()
+}
+
+// TestVerifiedCache: a JWT that passed is remembered (by hash) until its
+// exp or the TTL, is checked again once the key set changes (a withdrawn
+// key stops being trusted), failures are never remembered, and the cache
+// stays within its bytes.
+func TestVerifiedCache(t *testing.T) {
+	a, other := testpki.NewIssuerKid(t, "a-1"), testpki.NewIssuerKid(t, "z-9")
+	aKeys, _ := token.LoadJWKS(a.JWKS)
+	otherKeys, _ := token.LoadJWKS(other.JWKS)
+	keys := &rotatingKeys{keys: aKeys}
+	now := time.Unix(1_800_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	c := &token.Config{Issuer: "https://a.example.com", Audience: "api", Keys: keys, Leeway: time.Second, Now: clock}
+	v, err := token.NewVerifier([]*token.Config{c}, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Cache(64<<10, time.Minute)
+	tok := func(exp time.Duration, scope string) string {
+		return a.Token(t, "at+jwt", map[string]any{"iss": "https://a.example.com", "aud": "api", "sub": "u", "exp": now.Add(exp).Unix(), "scope": scope})
+	}
+	ctx := context.Background()
+	long, short := tok(time.Hour, "user:read"), tok(10*time.Second, "project:read")
+	for range 3 {
+		if c, err := v.Verify(ctx, long); err != nil || c.Scopes[0] != "user:read" {
+			t.Fatalf("%+v %v", c, err)
+		}
+	}
+	if hits, misses, _ := v.CacheStats(); hits != 2 || misses != 1 {
+		t.Errorf("hits %d misses %d, want 2 and 1", hits, misses)
+	}
+	// Never past exp (+ leeway), even within the TTL.
+	if _, err := v.Verify(ctx, short); err != nil {
+		t.Fatal(err)
+	}
+	advance(12 * time.Second)
+	var te *token.Error
+	if _, err := v.Verify(ctx, short); !errors.As(err, &te) || te.Check != "exp" {
+		t.Errorf("a cached token past its exp: %v", err)
+	}
+	// The issuer withdraws the key: the next check verifies again, and fails.
+	keys.swap(otherKeys)
+	if _, err := v.Verify(ctx, long); !errors.As(err, &te) || te.Check != "kid" {
+		t.Errorf("a cached token after its key was withdrawn: %v", err)
+	}
+	keys.swap(aKeys)
+	// Failures are not remembered: a forged signature costs a check each time.
+	forged := long[:len(long)-6] + "AAAAAA"
+	_, missesBefore, _ := v.CacheStats()
+	for range 3 {
+		if _, err := v.Verify(ctx, forged); err == nil {
+			t.Fatal("forged token accepted")
+		}
+	}
+	if _, misses, _ := v.CacheStats(); misses != missesBefore+3 {
+		t.Errorf("a failure was remembered: %d misses for 3 tries", misses-missesBefore)
+	}
+	// Bounded in bytes, whatever tokens come; and past the TTL, checked again.
+	for i := range 300 {
+		if _, err := v.Verify(ctx, tok(time.Hour, "user:read project:"+strings.Repeat("x", i%50))); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, b := v.CacheStats(); b > 64<<10 {
+			t.Fatalf("cache holds %d bytes", b)
+		}
+	}
+	advance(2 * time.Minute)
+	_, missesBefore, _ = v.CacheStats()
+	v.Verify(ctx, long)
+	if _, misses, _ := v.CacheStats(); misses != missesBefore+1 {
+		t.Error("a token past the TTL was not verified again")
+	}
+}
+
+// TestVerifiedCacheConcurrent: many requests with one token share the
+// remembered claims safely (run with -race).
+func TestVerifiedCacheConcurrent(t *testing.T) {
+	a := testpki.NewIssuerKid(t, "a-1")
+	keys, _ := token.LoadJWKS(a.JWKS)
+	v, _ := token.NewVerifier([]*token.Config{{Issuer: "https://a.example.com", Audience: "api", Keys: keys}}, nil, "")
+	v.Cache(1<<20, time.Minute)
+	tok := a.Token(t, "at+jwt", map[string]any{"iss": "https://a.example.com", "aud": "api", "sub": "u", "exp": time.Now().Add(time.Hour).Unix(), "scope": "user:read"})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				in := engine.Input{AccessToken: tok}
+				if d, bad := v.Resolve(context.Background(), &in); d != nil || bad != nil || in.GrantedScopes[0] != "user:read" || in.Token["sub"] != "u" {
+					t.Error(d, bad)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
