@@ -217,10 +217,16 @@ func (c *Client) call(ctx context.Context, token string) (Result, error) {
 	if len(raw) > MaxResponseBytes {
 		return Result{}, fmt.Errorf("%w: answer over %d bytes", ErrUnavailable, MaxResponseBytes)
 	}
+	return parseAnswer(raw)
+}
+
+// parseAnswer reads an introspection answer: a JSON object with a boolean
+// active (RFC 7662 section 2.2); anything else is ErrUnavailable.
+func parseAnswer(raw []byte) (Result, error) {
 	var claims map[string]any
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	if err := dec.Decode(&claims); err != nil {
+	if err := dec.Decode(&claims); err != nil || claims == nil {
 		return Result{}, fmt.Errorf("%w: the answer is not a JSON object", ErrUnavailable)
 	}
 	active, ok := claims["active"].(bool)

@@ -264,3 +264,28 @@ func TestInFlightBounded(t *testing.T) {
 		t.Error("40 slow calls through 4 slots in 120 ms all succeeded")
 	}
 }
+
+// FuzzAnswer: any answer is either ErrUnavailable or a result whose
+// Active is the answer's boolean active; an inactive one carries nothing
+// else.
+func FuzzAnswer(f *testing.F) {
+	f.Add([]byte(`{"active":true,"scope":"a b","exp":1800000000}`))
+	f.Add([]byte(`{"active":false,"scope":"admin"}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"active":"true"}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		r, err := parseAnswer(raw)
+		if err != nil {
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("error not ErrUnavailable: %v", err)
+			}
+			return
+		}
+		if r.Claims["active"] != r.Active {
+			t.Fatalf("Active %v, claims %v", r.Active, r.Claims)
+		}
+		if !r.Active && len(r.Claims) != 1 {
+			t.Fatalf("an inactive answer kept claims: %v", r.Claims)
+		}
+	})
+}

@@ -270,3 +270,20 @@ func TestLifetime(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLifetime: whatever an issuer's caching headers say, a set lives
+// between the refresh floor and MaxTTL.
+func FuzzLifetime(f *testing.F) {
+	f.Add("public, max-age=300", "")
+	f.Add("no-store", "Thu, 01 Jan 1970 00:00:00 GMT")
+	f.Add("max-age=-5, s-maxage=99999999999999999999", "garbage")
+	f.Fuzz(func(t *testing.T, cc, expires string) {
+		h := http.Header{}
+		h.Set("Cache-Control", cc)
+		h.Set("Expires", expires)
+		got := lifetime(h, time.Unix(1_800_000_000, 0), 10*time.Second)
+		if got < 10*time.Second || got > MaxTTL {
+			t.Fatalf("Cache-Control %q, Expires %q: lifetime %v", cc, expires, got)
+		}
+	})
+}

@@ -44,7 +44,7 @@ func LoadFile(path string, minRefresh time.Duration) ([]*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, yamlError(path, err)
 	}
 	lines := issuerLines(raw)
 	var errs []error
@@ -102,6 +102,25 @@ func LoadFile(path string, minRefresh time.Duration) ([]*Config, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// yamlError gives each of a YAML decoding's errors its own line, as
+// path:line: message.
+func yamlError(path string, err error) error {
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	errs := make([]error, len(msgs))
+	for i, m := range msgs {
+		if n, rest, ok := strings.Cut(strings.TrimPrefix(m, "line "), ": "); ok && strings.HasPrefix(m, "line ") {
+			errs[i] = fmt.Errorf("%s:%s: %s", path, n, rest)
+		} else {
+			errs[i] = fmt.Errorf("%s: %s", path, m)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Keys is a KeySource: a JWKS file, read now, or a URL fetched as needed.

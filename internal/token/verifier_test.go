@@ -284,3 +284,62 @@ func TestVerifiedCacheConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// FuzzTokenConfig: any --token-config file is refused with every error
+// naming the file, or gives issuers each with an iss (no two alike), an
+// audience and keys.
+func FuzzTokenConfig(f *testing.F) {
+	f.Add("issuers:\n  - issuer: https://a\n    audience: x\n    jwks: https://a/jwks\n")
+	f.Add("issuers:\n  - issuer: a\n    audience: x\n    jwks: https://a/jwks\n  - issuer: a\n")
+	f.Add("issuers: [{issuer: a, leeway: -1s, typ: [JWT], scope_claim: scp, jwks: 'http://127.0.0.1:1/k', audience: b}]")
+	f.Add("{}")
+	f.Fuzz(func(t *testing.T, text string) {
+		p := filepath.Join(t.TempDir(), "tokens.yaml")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		issuers, err := token.LoadFile(p, time.Second)
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, p) && !strings.HasPrefix(line, "token config: ") {
+					t.Fatalf("an error line without the file: %q", line)
+				}
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, c := range issuers {
+			if c.Issuer == "" || c.Audience == "" || c.Keys == nil || seen[c.Issuer] {
+				t.Fatalf("accepted %+v", c)
+			}
+			seen[c.Issuer] = true
+		}
+	})
+}
+
+// FuzzVerifier: whatever the token, the verifier chooses its path (issuer
+// by iss, or introspection) without panicking, and accepts nothing but a
+// token its issuer signed or the endpoint calls active.
+func FuzzVerifier(f *testing.F) {
+	is := testpki.NewIssuerKid(f, "a-1")
+	keys, err := token.LoadJWKS(is.JWKS)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, err := token.NewVerifier([]*token.Config{{Issuer: "https://a.example.com", Audience: "api", Keys: keys}},
+		fakeIntrospector{"opaque-live": {Active: true, Claims: map[string]any{"active": true, "scope": "user:read"}}}, "api")
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := is.Token(f, "at+jwt", map[string]any{"iss": "https://a.example.com", "aud": "api", "sub": "u", "exp": time.Now().Add(time.Hour).Unix()})
+	f.Add(good)
+	f.Add("opaque-live")
+	f.Add("eyJhbGciOiJub25lIn0.eyJpc3MiOiJodHRwczovL2EuZXhhbXBsZS5jb20ifQ.")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, raw string) {
+		c, err := v.Verify(context.Background(), raw)
+		if err == nil && raw != good && raw != "opaque-live" {
+			t.Fatalf("accepted %q: %+v", raw, c)
+		}
+	})
+}
