@@ -314,3 +314,39 @@ func TestREADMEShipsGatewayConfigs(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEForwardAuth: the README's forward-auth example with the demo
+// token answers as the README shows.
+func TestREADMEForwardAuth(t *testing.T) {
+	tok, err := os.ReadFile(repoPath("examples/tokens/access_token.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	srv := startServe(t, dir, "--decision-log", filepath.Join(dir, "decisions.log"), "--token-issuer", "https://id.example.com",
+		"--token-audience", "https://api.example.com", "--token-jwks", repoPath("examples/tokens/jwks.json"))
+	ask := func(method, uri string) *http.Response {
+		req, _ := http.NewRequest("GET", srv.url+"/v1/forward-auth", nil)
+		req.Header.Set("X-Forwarded-Method", method)
+		req.Header.Set("X-Forwarded-Uri", uri)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := ask("GET", "/projects/42")
+	for k, want := range map[string]string{"X-Scopegate-Client-Id": "translator-bot", "X-Scopegate-Reason": "allowed",
+		"X-Scopegate-Scopes": "openid profile user:read project:write", "X-Scopegate-Subject": "user-7"} {
+		if resp.StatusCode != 200 || resp.Header.Get(k) != want {
+			t.Errorf("GET: %d, %s %q, want %q", resp.StatusCode, k, resp.Header.Get(k), want)
+		}
+	}
+	resp = ask("POST", "/projects/42/launch")
+	if resp.StatusCode != 403 || resp.Header.Get("Www-Authenticate") != `Bearer error="insufficient_scope", scope="project:launch"` ||
+		resp.Header.Get("X-Scopegate-Reason") != "missing_scope" {
+		t.Errorf("POST launch: %d %v", resp.StatusCode, resp.Header)
+	}
+}
