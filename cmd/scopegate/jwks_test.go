@@ -71,6 +71,11 @@ func TestServeJWKSURL(t *testing.T) {
 	if exp := srv.metric(t, "scopegate_token_jwks_expiry_timestamp_seconds"+issuer); exp > float64(time.Now().Unix()) || exp == 0 {
 		t.Errorf("expiry %v: the keys should have expired", exp)
 	}
+	// /ready stays ready (the policy is loaded) and says why tokens fail.
+	if code, _, raw := srv.get(t, "/ready"); code != 200 || !strings.Contains(raw, `"jwks":"`+jwksSrv.URL+`/jwks"`) ||
+		!strings.Contains(raw, `"last_error":"GET `+jwksSrv.URL+`/jwks: 503 Service Unavailable"`) || !strings.Contains(raw, `"keys_until":`) {
+		t.Errorf("/ready while the JWKS endpoint is down: %d %s", code, raw)
+	}
 	req, _ := http.NewRequest("GET", srv.url+"/v1/forward-auth", nil)
 	req.Header.Set("X-Forwarded-Method", "GET")
 	req.Header.Set("X-Forwarded-Uri", "/projects/1")

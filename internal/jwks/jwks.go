@@ -112,6 +112,13 @@ func (r *Remote) Fetches() int {
 	return r.fetches
 }
 
+// LastError is the last fetch's error, or nil after a success.
+func (r *Remote) LastError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastError
+}
+
 // Generation changes whenever a fetched set is installed: what was
 // verified under an older one is verified again.
 func (r *Remote) Generation() uint64 { return r.gen.Load() }

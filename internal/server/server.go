@@ -157,6 +157,11 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 			body["last_error"] = lastError
 		}
 	}
+	if s.opts.Tokens != nil {
+		// Not a readiness condition: an unreachable issuer affects its
+		// tokens only (token_unavailable), and every replica alike.
+		body["tokens"] = s.opts.Tokens.Status()
+	}
 	if eng == nil {
 		body["reason"] = "no policy loaded"
 		writeJSON(w, http.StatusServiceUnavailable, body)

@@ -101,6 +101,39 @@ func NewVerifier(issuers []*Config, in Introspector, audience string) (*Verifier
 // Introspector is the introspection endpoint's client, or nil.
 func (v *Verifier) Introspector() Introspector { return v.introspector }
 
+// IssuerStatus is what /ready says of an issuer: where its keys come
+// from and, for a JWKS URL, until when the cached keys serve and the last
+// fetch's error.
+type IssuerStatus struct {
+	Issuer    string     `json:"issuer"`
+	JWKS      string     `json:"jwks"` // "file" or the URL
+	KeysUntil *time.Time `json:"keys_until,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+}
+
+// Status describes the issuers, and whether opaque tokens are introspected.
+func (v *Verifier) Status() map[string]any {
+	var issuers []IssuerStatus
+	for _, c := range v.Issuers() {
+		st := IssuerStatus{Issuer: c.Issuer, JWKS: "file"}
+		if r, ok := c.Keys.(interface {
+			URL() string
+			Stats() (int, int, time.Time)
+			LastError() error
+		}); ok {
+			st.JWKS = r.URL()
+			if _, _, exp := r.Stats(); !exp.IsZero() {
+				st.KeysUntil = &exp
+			}
+			if err := r.LastError(); err != nil {
+				st.LastError = err.Error()
+			}
+		}
+		issuers = append(issuers, st)
+	}
+	return map[string]any{"issuers": issuers, "introspection": v.introspector != nil}
+}
+
 // Issuers lists the configured issuers' configs.
 func (v *Verifier) Issuers() []*Config {
 	out := make([]*Config, 0, len(v.byIssuer))
