@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -52,6 +53,13 @@ func TestServeExtAuthz(t *testing.T) {
 		}
 		return c.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 			Http: &authv3.AttributeContext_HttpRequest{Method: method, Path: path, Headers: h}}}})
+	}
+	// Health checking is open, as /ready is, and says SERVING with a policy.
+	for _, svc := range []string{"", "envoy.service.auth.v3.Authorization"} {
+		hr, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || hr.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health of %q: %v %v", svc, hr, err)
+		}
 	}
 	if _, err := check(context.Background(), "GET", "/projects/42", "Bearer "+tok); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("without Envoy's credential: %v", err)

@@ -8,10 +8,13 @@ import (
 	"net"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/spf13/pflag"
 	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/scopegate/scopegate/internal/auth"
@@ -37,7 +40,11 @@ const grpcMaxMessage = 1 << 20
 // serveGRPC starts the ext_authz service on c.grpcAddr with serve's TLS
 // (and client CA) and authenticator, at most maxConns connections. It
 // returns the address it listens on and a stop that drains calls.
-func serveGRPC(c gatewayConfig, d extauthz.Decider, authn *auth.Authenticator, tlsCfg *tls.Config, maxConns int, logger *slog.Logger) (string, func(context.Context), error) {
+//
+// It also serves gRPC health checking (grpc.health.v1, for Envoy's
+// grpc_health_check and Kubernetes' grpc probes), open as /ready is:
+// SERVING once ready says a policy is loaded.
+func serveGRPC(c gatewayConfig, d extauthz.Decider, ready func() bool, authn *auth.Authenticator, tlsCfg *tls.Config, maxConns int, logger *slog.Logger) (string, func(context.Context), error) {
 	if !authn.Enabled() && !auth.IsLoopback(c.grpcAddr) {
 		return "", nil, fmt.Errorf("refusing to serve --grpc-addr %s without authentication: give --auth-tokens or --tls-client-ca, or listen on loopback", c.grpcAddr)
 	}
@@ -57,15 +64,43 @@ func serveGRPC(c gatewayConfig, d extauthz.Decider, authn *auth.Authenticator, t
 	}
 	g := grpc.NewServer(opts...)
 	extauthz.New(d, authn).Register(g)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	update := func() {
+		st := healthpb.HealthCheckResponse_NOT_SERVING
+		if ready() {
+			st = healthpb.HealthCheckResponse_SERVING
+		}
+		hs.SetServingStatus("", st)
+		hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, st)
+	}
+	update()
+	done := make(chan struct{})
+	go func() {
+		// Polled rather than pushed: a policy can be swapped in or refused
+		// by the bundle watcher at any time, and a second is soon enough.
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				update()
+			}
+		}
+	}()
 	// Envoy keeps a few long-lived connections; past the bound a new one
 	// waits for a slot rather than exhausting descriptors.
 	go func() { _ = g.Serve(netutil.LimitListener(ln, maxConns)) }()
 	logger.Info("ext_authz gRPC listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil, "dry_run", c.dryRun)
 	stop := func(ctx context.Context) {
-		done := make(chan struct{})
-		go func() { g.GracefulStop(); close(done) }()
+		close(done)
+		hs.Shutdown() // NOT_SERVING while the calls in flight drain
+		stopped := make(chan struct{})
+		go func() { g.GracefulStop(); close(stopped) }()
 		select {
-		case <-done:
+		case <-stopped:
 		case <-ctx.Done():
 			g.Stop()
 		}

@@ -265,7 +265,7 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		logger.Warn("--gateway-dry-run: forwarded requests are let through whatever the decision; the log records what would have been denied")
 	}
 	if cfg.gateway.grpcAddr != "" {
-		_, stopGRPC, err := serveGRPC(cfg.gateway, srv, authn, tlsCfg, cfg.security.maxConns, logger)
+		_, stopGRPC, err := serveGRPC(cfg.gateway, srv, func() bool { return srv.Engine() != nil }, authn, tlsCfg, cfg.security.maxConns, logger)
 		if err != nil {
 			ln.Close()
 			return err
