@@ -53,6 +53,7 @@ func serveGRPC(c gatewayConfig, d extauthz.Decider, ready func() bool, authn *au
 		return "", nil, fmt.Errorf("--grpc-addr: %w", err)
 	}
 	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(extauthz.RecoverPanics(logger)),
 		grpc.MaxRecvMsgSize(grpcMaxMessage),
 		grpc.MaxConcurrentStreams(256),
 		grpc.ConnectionTimeout(10 * time.Second),

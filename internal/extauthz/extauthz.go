@@ -8,7 +8,9 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -211,4 +213,20 @@ func headerOptions(h http.Header, names ...string) []*corev3.HeaderValueOption {
 		})
 	}
 	return out
+}
+
+// RecoverPanics turns a panic in a call into a logged Internal error:
+// grpc-go does not recover handler panics, so one would end the process
+// (and every decision with it). Envoy treats the error as a deny unless
+// failure_mode_allow is set.
+func RecoverPanics(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				logger.Error("panic serving gRPC; denied", "method", info.FullMethod, "panic", v, "stack", string(debug.Stack()))
+				resp, err = nil, grpcstatus.Error(codes.Internal, "internal error; denied")
+			}
+		}()
+		return handler(ctx, req)
+	}
 }

@@ -2,6 +2,7 @@ package extauthz_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -185,5 +186,17 @@ func TestCheckGatewayCredential(t *testing.T) {
 	resp, err := c.Check(ctx, req)
 	if err != nil || resp.GetDeniedResponse() == nil || resp.GetDynamicMetadata().GetFields()["scopegate_reason"].GetStringValue() != "invalid_token" {
 		t.Errorf("with it: %v %v", resp, err)
+	}
+}
+
+// TestRecoverPanics: a panic in a call is an Internal error, which Envoy
+// counts as a deny, and the process lives on.
+func TestRecoverPanics(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	resp, err := extauthz.RecoverPanics(logger)(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/envoy.service.auth.v3.Authorization/Check"},
+		func(context.Context, any) (any, error) { panic("boom") })
+	if resp != nil || status.Code(err) != codes.Internal || !strings.Contains(buf.String(), "boom") {
+		t.Errorf("%v %v %s", resp, err, buf.String())
 	}
 }

@@ -167,7 +167,11 @@ func (r *Remote) Key(ctx context.Context, kid string) (jwk.Key, error) {
 	r.mu.Unlock()
 	var fetchErr error
 	if can {
-		fetchErr = r.fetch(ctx)
+		// Not cancelled with the request: the fetch serves every request
+		// after it, and a client hanging up must not make it fail (and
+		// hold off the next one for MinRefresh). The client's timeout
+		// bounds it.
+		fetchErr = r.fetch(context.WithoutCancel(ctx))
 		lastErr = fetchErr
 	}
 	r.mu.Lock()
