@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +21,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/scopegate/scopegate/internal/auth"
+	"github.com/scopegate/scopegate/internal/engine"
+	"github.com/scopegate/scopegate/internal/forwardauth"
+	"github.com/scopegate/scopegate/internal/request"
 	"github.com/scopegate/scopegate/internal/testpki"
 )
 
@@ -139,5 +146,64 @@ func TestServeGatewayDryRun(t *testing.T) {
 	}
 	if v := srv.metric(t, "scopegate_gateway_dry_run_denies_total"); v != 1 {
 		t.Errorf("dry-run denies counted %v", v)
+	}
+}
+
+// blockingDecider holds every call until released, counting how many it
+// holds at once.
+type blockingDecider struct {
+	now, peak atomic.Int64
+	release   chan struct{}
+}
+
+func (b *blockingDecider) CheckForwarded(_ *http.Request, _ forwardauth.Request) forwardauth.Outcome {
+	n := b.now.Add(1)
+	for p := b.peak.Load(); n > p && !b.peak.CompareAndSwap(p, n); p = b.peak.Load() {
+	}
+	<-b.release
+	b.now.Add(-1)
+	return forwardauth.Outcome{ID: "x", Decision: engine.Deny(engine.ReasonMissingScope, "held")}
+}
+
+func (b *blockingDecider) RejectForwarded(*http.Request, *request.Error) string { return "x" }
+
+// TestGRPCStreamsBounded: one connection's calls beyond --grpc-max-streams
+// wait; the service never holds more at once.
+func TestGRPCStreamsBounded(t *testing.T) {
+	d := &blockingDecider{release: make(chan struct{})}
+	addr, stop, err := serveGRPC(gatewayConfig{grpcAddr: "127.0.0.1:0", grpcMaxMessage: 1 << 20, grpcMaxStreams: 4}, d,
+		func() bool { return true }, &auth.Authenticator{}, nil, 100, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop(context.Background())
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := authv3.NewAuthorizationClient(conn)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+				Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Path: "/projects/1"}}}}); err != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); d.now.Load() < 4 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	}
+	time.Sleep(200 * time.Millisecond) // room for a fifth, if the bound let one in
+	if p := d.peak.Load(); p != 4 {
+		t.Errorf("peak %d calls at once on one connection, bound 4", p)
+	}
+	close(d.release)
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Errorf("%d of the waiting calls failed instead of waiting", n)
 	}
 }

@@ -24,18 +24,27 @@ import (
 // gatewayConfig: the gateway adapters' settings (the HTTP forward-auth
 // endpoint is always on; Envoy's gRPC ext_authz only with --grpc-addr).
 type gatewayConfig struct {
-	grpcAddr string
-	dryRun   bool
+	grpcAddr       string
+	dryRun         bool
+	grpcMaxMessage byteSize
+	grpcMaxStreams int
 }
 
 func (c *gatewayConfig) register(f *pflag.FlagSet) {
 	f.StringVar(&c.grpcAddr, "grpc-addr", "", "serve Envoy's ext_authz v3 gRPC service (envoy.service.auth.v3.Authorization) on this address, e.g. 127.0.0.1:9191 (empty: off)")
+	c.grpcMaxMessage = defaultGRPCMaxMessage
+	f.Var(&c.grpcMaxMessage, "grpc-max-message-bytes", "largest ext_authz request taken, e.g. 1MiB (method, path, headers; a body only if Envoy sends one)")
+	f.IntVar(&c.grpcMaxStreams, "grpc-max-streams", defaultGRPCMaxStreams, "most ext_authz calls at once on one connection; more wait for a slot")
 	f.BoolVar(&c.dryRun, "gateway-dry-run", false, "let every forwarded request through (/v1/forward-auth and ext_authz answer allow) and log the real decision, for rolling scopegate out")
 }
 
-// grpcMaxMessage bounds one ext_authz request: method, path and headers,
-// and a body only if Envoy is told to send one (with_request_body).
-const grpcMaxMessage = 1 << 20
+// The ext_authz listener's bounds: one request (method, path and headers,
+// and a body only if Envoy is told to send one, with_request_body), and
+// calls at once per connection.
+const (
+	defaultGRPCMaxMessage = 1 << 20
+	defaultGRPCMaxStreams = 256
+)
 
 // serveGRPC starts the ext_authz service on c.grpcAddr with serve's TLS
 // (and client CA) and authenticator, at most maxConns connections. It
@@ -48,14 +57,17 @@ func serveGRPC(c gatewayConfig, d extauthz.Decider, ready func() bool, authn *au
 	if !authn.Enabled() && !auth.IsLoopback(c.grpcAddr) {
 		return "", nil, fmt.Errorf("refusing to serve --grpc-addr %s without authentication: give --auth-tokens or --tls-client-ca, or listen on loopback", c.grpcAddr)
 	}
+	if c.grpcMaxMessage < 1<<10 || c.grpcMaxStreams < 1 {
+		return "", nil, fmt.Errorf("--grpc-max-message-bytes must be at least 1KiB and --grpc-max-streams positive")
+	}
 	ln, err := net.Listen("tcp", c.grpcAddr)
 	if err != nil {
 		return "", nil, fmt.Errorf("--grpc-addr: %w", err)
 	}
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(extauthz.RecoverPanics(logger)),
-		grpc.MaxRecvMsgSize(grpcMaxMessage),
-		grpc.MaxConcurrentStreams(256),
+		grpc.MaxRecvMsgSize(int(c.grpcMaxMessage)),
+		grpc.MaxConcurrentStreams(uint32(c.grpcMaxStreams)),
 		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
