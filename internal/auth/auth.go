@@ -292,6 +292,18 @@ func IsLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// SafeRedirects is an http.Client CheckRedirect that follows a redirect
+// only to a URL CheckOutboundURL accepts (an https JWKS URL must not be
+// moved to clear text), at most 5 times.
+func SafeRedirects(what string) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return fmt.Errorf("%s: too many redirects", what)
+		}
+		return CheckOutboundURL(what+" (redirected)", req.URL.String())
+	}
+}
+
 // CheckOutboundURL accepts an https URL, and http only on a loopback host
 // (tests, a sidecar): what scopegate fetches to check tokens (an issuer's
 // keys, an introspection answer) could be swapped in clear text elsewhere.

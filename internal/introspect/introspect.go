@@ -116,7 +116,7 @@ func New(opts Options) (*Client, error) {
 		opts.MaxInFlight = DefaultMaxInFlight
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{Transport: &http.Transport{
+		opts.Client = &http.Client{CheckRedirect: noRedirects, Transport: &http.Transport{
 			Proxy: http.ProxyFromEnvironment, MaxConnsPerHost: opts.MaxInFlight, MaxIdleConnsPerHost: opts.MaxInFlight,
 			IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: opts.Timeout, ForceAttemptHTTP2: true,
 		}}
@@ -132,6 +132,12 @@ func New(opts Options) (*Client, error) {
 		c.cache = bytecache.New[entry](opts.CacheBytes)
 	}
 	return c, nil
+}
+
+// noRedirects: an introspection endpoint does not move, and following a
+// 307 would send the token in the body to wherever it points.
+func noRedirects(req *http.Request, _ []*http.Request) error {
+	return fmt.Errorf("the introspection endpoint redirected to %s: not followed", req.URL.Redacted())
 }
 
 // Introspect asks about token, or answers from the cache.

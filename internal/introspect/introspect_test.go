@@ -289,3 +289,23 @@ func FuzzAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestNoRedirects: an endpoint that redirects is unavailable, and the
+// token (in the body) goes nowhere else.
+func TestNoRedirects(t *testing.T) {
+	var got atomic.Int64
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		_, _ = w.Write([]byte(`{"active":true}`))
+	}))
+	defer elsewhere.Close()
+	hop := httptest.NewServer(http.RedirectHandler(elsewhere.URL, http.StatusTemporaryRedirect))
+	defer hop.Close()
+	c, err := New(Options{URL: hop.URL, ClientID: "a", ClientSecret: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Introspect(context.Background(), "opaque-secret-token"); !errors.Is(err, ErrUnavailable) || got.Load() != 0 {
+		t.Errorf("307: %v, %d requests elsewhere", err, got.Load())
+	}
+}

@@ -94,7 +94,7 @@ func New(rawURL string, opts Options) (*Remote, error) {
 		opts.MinRefresh = DefaultMinRefresh
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: FetchTimeout}
+		opts.Client = &http.Client{Timeout: FetchTimeout, CheckRedirect: auth.SafeRedirects("JWKS URL")}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

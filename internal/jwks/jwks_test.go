@@ -287,3 +287,26 @@ func FuzzLifetime(f *testing.F) {
 		}
 	})
 }
+
+// TestRedirects: a redirect is followed only to a URL the JWKS URL itself
+// could be (https, or http on loopback): keys are never fetched in clear
+// text from elsewhere.
+func TestRedirects(t *testing.T) {
+	is := testpki.NewIssuerKid(t, "k1")
+	e := newEndpoint(t, is)
+	for target, ok := range map[string]bool{
+		e.srv.URL + "/moved":           true,
+		"http://keys.example.com/jwks": false,
+	} {
+		hop := httptest.NewServer(http.RedirectHandler(target, http.StatusFound))
+		r, err := New(hop.URL+"/jwks", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Key(context.Background(), "k1")
+		if (err == nil) != ok || (!ok && !errors.Is(err, ErrUnavailable)) {
+			t.Errorf("redirect to %s: %v", target, err)
+		}
+		hop.Close()
+	}
+}
