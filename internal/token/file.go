@@ -53,7 +53,8 @@ func LoadFile(path string, minRefresh time.Duration) ([]*Config, error) {
 		if i < len(lines) {
 			line = lines[i]
 		}
-		errs = append(errs, fmt.Errorf("%s:%d: issuers[%d]: %s", path, line, i, fmt.Sprintf(format, args...)))
+		msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`) // one error, one line
+		errs = append(errs, fmt.Errorf("%s:%d: issuers[%d]: %s", path, line, i, msg))
 	}
 	if len(f.Issuers) == 0 {
 		return nil, fmt.Errorf("%s: no issuers", path)
@@ -114,6 +115,7 @@ func yamlError(path string, err error) error {
 	}
 	errs := make([]error, len(msgs))
 	for i, m := range msgs {
+		m = strings.ReplaceAll(m, "\n", `\n`) // a message may quote a multi-line value
 		if n, rest, ok := strings.Cut(strings.TrimPrefix(m, "line "), ": "); ok && strings.HasPrefix(m, "line ") {
 			errs[i] = fmt.Errorf("%s:%s: %s", path, n, rest)
 		} else {
