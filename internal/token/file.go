@@ -47,12 +47,15 @@ func LoadFile(path string, minRefresh time.Duration) ([]*Config, error) {
 		return nil, yamlError(path, err)
 	}
 	lines := issuerLines(raw)
+	lineOf := func(i int) int {
+		if i < len(lines) {
+			return lines[i]
+		}
+		return 0 // an entry issuerLines could not place (a YAML merge key)
+	}
 	var errs []error
 	bad := func(i int, format string, args ...any) {
-		line := 0
-		if i < len(lines) {
-			line = lines[i]
-		}
+		line := lineOf(i)
 		msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`) // one error, one line
 		errs = append(errs, fmt.Errorf("%s:%d: issuers[%d]: %s", path, line, i, msg))
 	}
@@ -63,13 +66,12 @@ func LoadFile(path string, minRefresh time.Duration) ([]*Config, error) {
 	var out []*Config
 	for i, fi := range f.Issuers {
 		c := &Config{Issuer: fi.Issuer, Audience: fi.Audience, Typs: fi.Typ, Leeway: DefaultLeeway, ScopeClaim: fi.ScopeClaim}
-		switch {
-		case fi.Issuer == "":
+		if line, dup := seen[fi.Issuer]; dup {
+			bad(i, "issuer %s is already configured at line %d: a token's iss must choose one", fi.Issuer, line)
+		} else if fi.Issuer == "" {
 			bad(i, "issuer is missing")
-		case seen[fi.Issuer] > 0:
-			bad(i, "issuer %s is already configured at line %d: a token's iss must choose one", fi.Issuer, seen[fi.Issuer])
-		default:
-			seen[fi.Issuer] = lines[i]
+		} else {
+			seen[fi.Issuer] = lineOf(i)
 		}
 		if fi.Audience == "" {
 			bad(i, "audience is missing")
