@@ -21,7 +21,7 @@ func (v *Verifier) Resolve(ctx context.Context, in *engine.Input) (deny *engine.
 	sum := sha256.Sum256([]byte(in.AccessToken))
 	in.AccessToken = "" // from here on, only what was verified
 	if errors.Is(err, ErrUnavailable) {
-		d := engine.Deny(engine.ReasonTokenUnavailable, "the access token could not be checked now: "+err.Error()+"; denied")
+		d := engine.Deny(engine.ReasonTokenUnavailable, err.Error()+"; denied")
 		d.Remedy = "retry later; the operator should check that scopegate reaches the issuer's keys or introspection endpoint"
 		return &d, nil
 	}

@@ -39,7 +39,7 @@ var allowedAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 var DefaultTyps = []string{"at+jwt", "application/at+jwt"}
 
 // KeySource finds the issuer's key named kid: a JWKS file (StaticKeys) or
-// URL (jwks.Remote). An error wrapping ErrUnavailable means the keys could
+// URL (jwks.Remote). An error wrapping jwks.ErrUnavailable means the keys could
 // not be had now (token_unavailable); any other, that there is no such key.
 type KeySource interface {
 	Key(ctx context.Context, kid string) (jwk.Key, error)
@@ -48,7 +48,7 @@ type KeySource interface {
 // ErrUnavailable: the token could not be checked now (the issuer's keys,
 // or its introspection endpoint, cannot be reached). A deny, never an
 // allow, with reason token_unavailable.
-var ErrUnavailable = jwks.ErrUnavailable
+var ErrUnavailable = errors.New("the access token cannot be checked now")
 
 // StaticKeys are keys loaded once, from a JWKS file.
 type StaticKeys struct{ Set jwk.Set }
@@ -197,8 +197,8 @@ func Verify(ctx context.Context, c *Config, raw string) (Claims, error) {
 	}
 	key, err := c.Keys.Key(ctx, h.Kid)
 	switch {
-	case errors.Is(err, ErrUnavailable):
-		return Claims{}, err
+	case errors.Is(err, jwks.ErrUnavailable):
+		return Claims{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	case err != nil:
 		return fail("kid", "no key %q in the issuer's JWKS", h.Kid)
 	}
