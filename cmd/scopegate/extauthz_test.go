@@ -141,7 +141,7 @@ func TestServeGatewayDryRun(t *testing.T) {
 		t.Fatalf("dry run: %d %v %v", resp.StatusCode, resp.Header, d)
 	}
 	out, _, code := runCLI(t, "audit", "query", logPath, "--deny", "-o", "json")
-	if code != 0 || !strings.Contains(out, `"reason":"missing_token"`) {
+	if code != 0 || !strings.Contains(out, `"reason":"missing_token"`) || !strings.Contains(out, `"gateway_dry_run":"true"`) {
 		t.Errorf("the log does not record the deny: %d %s", code, out)
 	}
 	if v := srv.metric(t, "scopegate_gateway_dry_run_denies_total"); v != 1 {

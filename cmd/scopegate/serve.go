@@ -103,6 +103,17 @@ Every flag can also be set as SCOPEGATE_<FLAG> (e.g. SCOPEGATE_ADDR).`,
 	return cmd
 }
 
+// labels go into every decision-log record. gateway_dry_run tells an
+// auditor that a gateway's denies in this server's records were let
+// through.
+func labels(host string, dryRun bool) map[string]string {
+	l := map[string]string{"app": "scopegate", "version": version, "hostname": host}
+	if dryRun {
+		l["gateway_dry_run"] = "true"
+	}
+	return l
+}
+
 func serve(ctx context.Context, cfg serveConfig) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
@@ -220,7 +231,7 @@ func serve(ctx context.Context, cfg serveConfig) error {
 		Auth:       authn,
 		Log:        dlog,
 		Logger:     logger,
-		Labels:     map[string]string{"app": "scopegate", "version": version, "hostname": host},
+		Labels:     labels(host, cfg.gateway.dryRun),
 		Registerer: reg,
 		Gatherer:   reg,
 		Status:     mgr.ReadyStatus,
