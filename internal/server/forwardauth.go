@@ -16,9 +16,9 @@ import (
 // handleForwardAuth answers a gateway's forward-auth subrequest (any
 // method): the original route from the forwarded headers (or, from Envoy's
 // HTTP ext_authz, the request's own method and its path after the
-// endpoint's), the end user's
-// token from Authorization, decided and logged as /v1/decide would, and
-// answered with the status and headers the gateway acts on.
+// endpoint's), the end user's token from Authorization, decided and logged
+// as /v1/decide would, and answered with the status and headers the
+// gateway acts on.
 func (s *Server) handleForwardAuth(w http.ResponseWriter, r *http.Request) {
 	start := s.opts.Now()
 	var fr forwardauth.Request
