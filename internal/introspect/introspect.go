@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/scopegate/scopegate/internal/auth"
 	"github.com/scopegate/scopegate/internal/bytecache"
 )
@@ -78,9 +80,10 @@ type entry struct {
 
 // Client introspects tokens.
 type Client struct {
-	opts  Options
-	cache *bytecache.Cache[entry]
-	slots chan struct{} // one per call in flight
+	opts   Options
+	cache  *bytecache.Cache[entry]
+	slots  chan struct{} // one per call in flight
+	flight singleflight.Group
 
 	calls, failures atomic.Uint64
 }
@@ -154,6 +157,25 @@ func (c *Client) Introspect(ctx context.Context, token string) (Result, error) {
 			stale = true
 		}
 	}
+	// Requests that miss together on one token (a user's burst at the
+	// start of a session) share one call. It is not cancelled with the
+	// first of them: its answer serves the others; c.opts.Timeout bounds it.
+	ch := c.flight.DoChan(key, func() (any, error) {
+		return c.fetch(context.WithoutCancel(ctx), token, key, now, stale)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return Result{}, r.Err
+		}
+		return r.Val.(Result), nil
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
+}
+
+// fetch calls the endpoint about token and caches the answer under key.
+func (c *Client) fetch(ctx context.Context, token, key string, now time.Time, stale bool) (Result, error) {
 	c.calls.Add(1)
 	res, err := c.call(ctx, token)
 	if err != nil {

@@ -309,3 +309,29 @@ func TestNoRedirects(t *testing.T) {
 		t.Errorf("307: %v, %d requests elsewhere", err, got.Load())
 	}
 }
+
+// TestConcurrentMissesShareOneCall: a burst of requests with one new
+// token makes one call, and every request gets its answer.
+func TestConcurrentMissesShareOneCall(t *testing.T) {
+	s := newStub(t)
+	s.set(func(s *stub) {
+		s.delay = 100 * time.Millisecond
+		s.answer = func(string) (int, any) { return 200, map[string]any{"active": true, "scope": "user:read"} }
+	})
+	c := client(t, s, nil)
+	var wg sync.WaitGroup
+	var active atomic.Int64
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r, err := c.Introspect(context.Background(), "burst-token"); err == nil && r.Active {
+				active.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.calls.Load(); n != 1 || active.Load() != 20 {
+		t.Errorf("%d calls for one token's burst, %d of 20 answered active", n, active.Load())
+	}
+}
