@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scopegate/scopegate/internal/forwardauth"
 	"github.com/scopegate/scopegate/internal/testpki"
 )
 
@@ -241,6 +242,14 @@ func testGateway(t *testing.T, start func(*testing.T, *gatewaySetup)) {
 	}
 	allowedID := seen["X-Scopegate-Decision-Id"]
 
+	// A long non-ASCII subject makes scopegate's answer headers long (9 KB
+	// percent-encoded); the gateway still lets the request through.
+	longSub := "urn:example:user:" + strings.Repeat("ü", 1500)
+	resp, seen = send("GET", "/projects/43", map[string]string{"Authorization": "Bearer " + g.token(t, longSub, "project:read")})
+	if resp.StatusCode != 200 || seen["X-Scopegate-Subject"] != forwardauth.HeaderValue(longSub) {
+		t.Errorf("allowed request with a 9 KB subject header: %d", resp.StatusCode)
+	}
+
 	// Denied: a reader cannot launch.
 	resp, body := send("POST", "/projects/42/launch", map[string]string{"Authorization": "Bearer " + reader})
 	if resp.StatusCode != 403 || resp.Header.Get("WWW-Authenticate") != `Bearer error="insufficient_scope", scope="project:launch"` {
@@ -265,8 +274,8 @@ func testGateway(t *testing.T, start func(*testing.T, *gatewaySetup)) {
 	if resp.StatusCode != 403 || resp.Header.Get("X-Scopegate-Reason") != "unknown_action" {
 		t.Errorf("a client's forwarded headers: %d %q, want the gateway's route (GET .../launch: unknown_action)", resp.StatusCode, resp.Header.Get("X-Scopegate-Reason"))
 	}
-	if n := g.appHits.Load(); n != 1 {
-		t.Errorf("the app was reached %d times, want 1", n)
+	if n := g.appHits.Load(); n != 2 {
+		t.Errorf("the app was reached %d times, want 2", n)
 	}
 
 	// Every answer was logged; the allow under the id the app saw.
@@ -291,7 +300,7 @@ func testGateway(t *testing.T, start func(*testing.T, *gatewaySetup)) {
 	if !found {
 		t.Errorf("the allow %s is not in the log as the gateway's: %s", allowedID, out)
 	}
-	if want := "allowed missing_scope missing_token invalid_token unknown_action"; strings.Join(reasons, " ") != want {
+	if want := "allowed allowed missing_scope missing_token invalid_token unknown_action"; strings.Join(reasons, " ") != want {
 		t.Errorf("logged reasons %v, want %s", reasons, want)
 	}
 }
