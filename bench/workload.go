@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/scopegate/scopegate/internal/policyvariant"
 )
 
 // The realistic workload: what a gateway forwards. Routes with a fresh
@@ -119,16 +121,11 @@ func abacPolicies(dir string) (string, error) {
 			return "", err
 		}
 		if filepath.Base(f) == "authz.rego" {
-			const allowed = "} else := \"allowed\" if {\n\tcount(matched) > 0\n}"
-			if !strings.Contains(string(b), allowed) {
-				return "", fmt.Errorf("%s no longer has the allowed rule the ABAC variant extends", f)
+			abac, err := policyvariant.Owner(string(b))
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", f, err)
 			}
-			b = []byte(strings.Replace(string(b), allowed, "} else := \"allowed\" if {\n\tcount(matched) > 0\n\towner_ok\n}", 1) + `
-# ABAC (benchmark variant): a resource with an owner is only for its owner.
-default owner_ok := true
-
-owner_ok := input.resource.owner == input.subject if input.resource.owner
-`)
+			b = []byte(abac)
 		}
 		if err := os.WriteFile(filepath.Join(out, filepath.Base(f)), b, 0o644); err != nil {
 			return "", err

@@ -3,38 +3,34 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scopegate/scopegate/internal/engine"
+	"github.com/scopegate/scopegate/internal/policyvariant"
 	"github.com/scopegate/scopegate/internal/server"
-	"github.com/scopegate/scopegate/internal/source"
 )
 
 // TestSlowPolicyIsADeny: a policy that would run for hours on one question
 // is stopped at the decision deadline and answered as a policy_error deny
 // naming it, never left holding the request; other questions still decide.
 func TestSlowPolicyIsADeny(t *testing.T) {
-	src, err := source.FromFiles("../../scopes.yaml", "../../policies")
+	src := repoSource(t)
+	const field = `"allow": allow,`
+	// Only the action "slow" spins: the rest of the policy is unchanged.
+	err := policyvariant.EditAuthz(src.Modules, func(authz string) (string, error) {
+		if !strings.Contains(authz, field) {
+			return "", errors.New("authz.rego no longer has " + field)
+		}
+		return strings.Replace(authz, field, field+` "spin": spin,`, 1) +
+			"\nspin := count([1 | input.action == \"slow\"; some i in numbers.range(1, 100000); some j in numbers.range(1, 100000)])\n", nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var name string
-	for n := range src.Modules {
-		if strings.HasSuffix(n, "/authz.rego") {
-			name = n
-		}
-	}
-	authz := src.Modules[name]
-	const field = `"allow": allow,`
-	if !strings.Contains(authz, field) {
-		t.Fatal("authz.rego no longer has " + field)
-	}
-	// Only the action "slow" spins: the rest of the policy is unchanged.
-	src.Modules[name] = strings.Replace(authz, field, field+` "spin": spin,`, 1) +
-		"\nspin := count([1 | input.action == \"slow\"; some i in numbers.range(1, 100000); some j in numbers.range(1, 100000)])\n"
 	eng, err := engine.New(context.Background(), src, engine.WithEvalTimeout(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -45,17 +45,24 @@ func (l *recordingLog) all() []decisionlog.Event {
 	return slices.Clone(l.events)
 }
 
-func repoEngine(t *testing.T) *engine.Engine {
+func repoEngine(t testing.TB) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(context.Background(), repoSource(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// repoSource is the repository's catalog and policies, to edit (see
+// policyvariant) before building an engine.
+func repoSource(t testing.TB) *source.Source {
 	t.Helper()
 	src, err := source.FromFiles("../../scopes.yaml", "../../policies")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(context.Background(), src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return src
 }
 
 type decideResponse struct {

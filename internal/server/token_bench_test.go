@@ -1,15 +1,12 @@
 package server_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/scopegate/scopegate/internal/engine"
 	"github.com/scopegate/scopegate/internal/server"
-	"github.com/scopegate/scopegate/internal/source"
 	"github.com/scopegate/scopegate/internal/testpki"
 	"github.com/scopegate/scopegate/internal/token"
 )
@@ -21,14 +18,7 @@ import (
 //
 //	go test -run '^$' -bench DecideToken -benchtime 3s ./internal/server/
 func BenchmarkDecideToken(b *testing.B) {
-	src, err := source.FromFiles("../../scopes.yaml", "../../policies")
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := engine.New(context.Background(), src)
-	if err != nil {
-		b.Fatal(err)
-	}
+	eng := repoEngine(b)
 	is := testpki.NewIssuer(b)
 	keys, err := token.LoadJWKS(is.JWKS)
 	if err != nil {
