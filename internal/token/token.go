@@ -228,17 +228,8 @@ func (c *Config) claims(payload []byte) (Claims, error) {
 	if out.Issuer != c.Issuer {
 		return fail("iss", "issuer %q is not %q", out.Issuer, c.Issuer)
 	}
-	switch aud := all["aud"].(type) {
-	case string:
-		if aud != c.Audience {
-			return fail("aud", "audience %q is not %q", aud, c.Audience)
-		}
-	case []any:
-		if !slices.ContainsFunc(aud, func(a any) bool { return a == c.Audience }) {
-			return fail("aud", "audience %v does not contain %q", aud, c.Audience)
-		}
-	default:
-		return fail("aud", "no audience")
+	if err := checkAudience(all["aud"], c.Audience); err != nil {
+		return Claims{}, err
 	}
 	t := c.now()
 	exp, ok := numericDate(all["exp"])
@@ -261,6 +252,26 @@ func (c *Config) claims(payload []byte) (Claims, error) {
 	}
 	out.Scopes = scopes
 	return out, nil
+}
+
+// checkAudience accepts aud (a string, or an array of them) only if it is
+// or contains want.
+func checkAudience(aud any, want string) error {
+	switch aud := aud.(type) {
+	case string:
+		if aud != want {
+			return &Error{Check: "aud", Detail: fmt.Sprintf("audience %q is not %q", aud, want)}
+		}
+	case []any:
+		if !slices.ContainsFunc(aud, func(a any) bool { return a == want }) {
+			return &Error{Check: "aud", Detail: fmt.Sprintf("audience %v does not contain %q", aud, want)}
+		}
+	case nil:
+		return &Error{Check: "aud", Detail: "no audience"}
+	default:
+		return &Error{Check: "aud", Detail: "audience is neither a string nor an array"}
+	}
+	return nil
 }
 
 // scopesOf reads the claim named claim or, if claim is "", scope
