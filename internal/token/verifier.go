@@ -147,8 +147,17 @@ func (v *Verifier) Issuers() []*Config {
 // Verify checks raw: an *Error naming the failed check, an error wrapping
 // ErrUnavailable when it cannot be checked now, or its claims.
 func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
+	return v.verify(ctx, raw, sha256.Sum256([]byte(raw)))
+}
+
+// verify is Verify given raw's SHA-256 (Resolve needs it too). A JWT
+// remembered as verified is answered before anything is parsed.
+func (v *Verifier) verify(ctx context.Context, raw string, sum [sha256.Size]byte) (Claims, error) {
 	if len(raw) > MaxBytes {
 		return fail("malformed", "token is over %d bytes", MaxBytes)
+	}
+	if c, ok := v.remembered(sum); ok {
+		return c, nil
 	}
 	iss, isJWT := jwtIssuer(raw)
 	switch {
@@ -157,7 +166,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 		if !ok {
 			return fail("iss", "issuer %q is not one this server accepts tokens from", iss)
 		}
-		return v.verifyJWT(ctx, c, raw)
+		return v.verifyJWT(ctx, c, raw, sum)
 	case v.introspector != nil:
 		return v.introspect(ctx, raw)
 	case isJWT:
@@ -166,22 +175,35 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 	return fail("malformed", "not a JWT, and no introspection endpoint is configured for opaque tokens")
 }
 
-// verifyJWT is Verify with c, through the verified-token cache.
-func (v *Verifier) verifyJWT(ctx context.Context, c *Config, raw string) (Claims, error) {
+// remembered returns the claims of a JWT the cache holds as verified,
+// while they are good: before its until, and under the key set it was
+// verified with.
+func (v *Verifier) remembered(sum [sha256.Size]byte) (Claims, bool) {
+	if v.verified == nil {
+		return Claims{}, false
+	}
+	e, hit := v.verified.Get(string(sum[:]))
+	if !hit || !e.issuer.now().Before(e.until) || e.gen != generation(e.issuer) {
+		return Claims{}, false
+	}
+	return e.claims, true
+}
+
+// generation is c's key set's generation; 0 for keys that never change.
+func generation(c *Config) uint64 {
+	if g, ok := c.Keys.(generational); ok {
+		return g.Generation()
+	}
+	return 0
+}
+
+// verifyJWT is Verify with c, remembering a token that passes.
+func (v *Verifier) verifyJWT(ctx context.Context, c *Config, raw string, sum [sha256.Size]byte) (Claims, error) {
 	if v.verified == nil {
 		return Verify(ctx, c, raw)
 	}
-	var gen uint64
-	if g, ok := c.Keys.(generational); ok {
-		gen = g.Generation()
-	}
-	sum := sha256.Sum256([]byte(raw))
-	key := string(sum[:])
+	gen := generation(c)
 	now := c.now()
-	e, hit := v.verified.Get(key)
-	if hit && e.issuer == c && e.gen == gen && now.Before(e.until) {
-		return e.claims, nil
-	}
 	claims, err := Verify(ctx, c, raw)
 	if err != nil {
 		return claims, err
@@ -190,13 +212,10 @@ func (v *Verifier) verifyJWT(ctx context.Context, c *Config, raw string) (Claims
 	if exp := claims.Expires.Add(c.Leeway); exp.Before(until) {
 		until = exp
 	}
+	key := string(sum[:])
 	size := int64(len(key)) + 3*int64(len(raw)) + 256 // the claims hold about the payload, decoded into maps
-	e = verifiedJWT{claims: claims, until: until, gen: gen, issuer: c}
-	if hit {
-		v.verified.Replace(key, e, size)
-	} else {
-		v.verified.Put(key, e, size)
-	}
+	// Replace, not Put: a stale entry for this token may still be cached.
+	v.verified.Replace(key, verifiedJWT{claims: claims, until: until, gen: gen, issuer: c}, size)
 	return claims, nil
 }
 
