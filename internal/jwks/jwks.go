@@ -105,13 +105,6 @@ func New(rawURL string, opts Options) (*Remote, error) {
 // URL is where the keys come from.
 func (r *Remote) URL() string { return r.url }
 
-// Fetches counts the fetches started (for tests and metrics).
-func (r *Remote) Fetches() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.fetches
-}
-
 // LastError is the last fetch's error, or nil after a success.
 func (r *Remote) LastError() error {
 	r.mu.Lock()

@@ -142,7 +142,7 @@ func TestEndpointDownServesUntilExpiry(t *testing.T) {
 	if _, err := r.Key(ctx, "k1"); err != nil {
 		t.Fatalf("within max-age, endpoint down: %v", err)
 	}
-	waitFor(t, func() bool { return r.Fetches() == 2 && !r.isFetching() }) // the background refresh past half-life
+	waitFor(t, func() bool { n, _, _ := r.Stats(); return n == 2 && !r.isFetching() }) // the background refresh past half-life
 	c.add(2 * time.Second)
 	if _, err := r.Key(ctx, "k1"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("past max-age, endpoint down: %v", err)

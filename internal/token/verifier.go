@@ -13,6 +13,7 @@ import (
 
 	"github.com/scopegate/scopegate/internal/bytecache"
 	"github.com/scopegate/scopegate/internal/introspect"
+	"github.com/scopegate/scopegate/internal/jwks"
 )
 
 // Introspector answers for opaque tokens (introspect.Client).
@@ -116,11 +117,7 @@ func (v *Verifier) Status() map[string]any {
 	var issuers []IssuerStatus
 	for _, c := range v.Issuers() {
 		st := IssuerStatus{Issuer: c.Issuer, JWKS: "file"}
-		if r, ok := c.Keys.(interface {
-			URL() string
-			Stats() (int, int, time.Time)
-			LastError() error
-		}); ok {
+		if r, ok := c.Keys.(*jwks.Remote); ok {
 			st.JWKS = r.URL()
 			if _, _, exp := r.Stats(); !exp.IsZero() {
 				st.KeysUntil = &exp
