@@ -173,3 +173,31 @@ func TestREADMETokenConfig(t *testing.T) {
 		t.Errorf("the demo token with the example config: exit %d: %s", code, out)
 	}
 }
+
+// TestServeStartsDespiteHangingJWKS: issuers whose JWKS URLs hang are
+// fetched at once, so serve listens after one fetch timeout (5 s), not one
+// per issuer, and denies their tokens with token_unavailable.
+func TestServeStartsDespiteHangingJWKS(t *testing.T) {
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer hang.Close()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tokens.yaml")
+	var b strings.Builder
+	b.WriteString("issuers:\n")
+	for _, n := range []string{"a", "b", "c"} {
+		b.WriteString("  - issuer: https://" + n + ".example.com\n    audience: api\n    jwks: " + hang.URL + "/" + n + "\n")
+	}
+	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	srv := startServe(t, dir, "--decision-log", filepath.Join(dir, "decisions.log"), "--token-config", conf)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("serve listened after %v with three hanging JWKS URLs", d)
+	}
+	a := testpki.NewIssuerKid(t, "a-1")
+	tok := a.Token(t, "at+jwt", map[string]any{"iss": "https://a.example.com", "aud": "api", "sub": "u", "exp": time.Now().Add(time.Hour).Unix()})
+	if _, d := srv.decide(t, `{"access_token":"`+tok+`","action":"project:read"}`); d["reason"] != "token_unavailable" {
+		t.Errorf("a token of a hanging issuer: %v", d)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -149,24 +150,31 @@ func (t *tokenFlags) introspector() (*introspect.Client, error) {
 	return c, nil
 }
 
-// prefetch fetches the issuers' JWKS URLs once, so the first token does
-// not wait for them; a failure is logged, not fatal: until a fetch
-// succeeds, that issuer's tokens are denied with token_unavailable.
+// prefetch fetches the issuers' JWKS URLs once, all at once, so the first
+// token does not wait for them and start-up waits at most one fetch
+// timeout however many issuers there are; a failure is logged, not fatal:
+// until a fetch succeeds, that issuer's tokens are denied with
+// token_unavailable.
 func prefetch(ctx context.Context, v *token.Verifier, logger *slog.Logger) {
+	var wg sync.WaitGroup
 	for _, c := range v.Issuers() {
 		r, ok := c.Keys.(*jwks.Remote)
 		if !ok {
 			continue
 		}
-		fctx, cancel := context.WithTimeout(ctx, jwks.FetchTimeout)
-		err := r.Fetch(fctx)
-		cancel()
-		if err != nil {
-			logger.Warn("cannot fetch the issuer's JWKS; its access tokens are denied (token_unavailable) until it can be fetched", "issuer", c.Issuer, "url", r.URL(), "error", err)
-			continue
-		}
-		logger.Info("fetched the issuer's JWKS", "issuer", c.Issuer, "url", r.URL())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fctx, cancel := context.WithTimeout(ctx, jwks.FetchTimeout)
+			defer cancel()
+			if err := r.Fetch(fctx); err != nil {
+				logger.Warn("cannot fetch the issuer's JWKS; its access tokens are denied (token_unavailable) until it can be fetched", "issuer", c.Issuer, "url", r.URL(), "error", err)
+				return
+			}
+			logger.Info("fetched the issuer's JWKS", "issuer", c.Issuer, "url", r.URL())
+		}()
 	}
+	wg.Wait()
 }
 
 // countSet counts the non-empty values.
