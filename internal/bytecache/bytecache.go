@@ -28,13 +28,21 @@ func New[V any](maxBytes int64) *Cache[V] {
 }
 
 // Get returns the entry under key.
-func (c *Cache[V]) Get(key string) (V, bool) {
+func (c *Cache[V]) Get(key string) (V, bool) { return c.GetFresh(key, nil) }
+
+// GetFresh returns the entry under key if fresh (nil: any) says it is
+// still good; a stale entry counts as a miss, not a hit.
+func (c *Cache[V]) GetFresh(key string, fresh func(V) bool) (V, bool) {
 	c.mu.RLock()
 	v, ok := c.young[key]
 	if !ok {
 		v, ok = c.old[key]
 	}
 	c.mu.RUnlock()
+	if ok && fresh != nil && !fresh(v) {
+		var zero V
+		v, ok = zero, false
+	}
 	if ok {
 		c.hits.Add(1)
 	} else {
@@ -65,8 +73,8 @@ func (c *Cache[V]) Put(key string, v V, size int64) {
 	c.youngBytes += size
 }
 
-// Replace is Put for an entry that must replace the cached one (an entry
-// found stale). The old entry's charge stays until its generation goes.
+// Replace is Put for an entry that may replace a cached one (found stale
+// by GetFresh). The old entry's charge stays until its generation goes.
 func (c *Cache[V]) Replace(key string, v V, size int64) {
 	c.mu.Lock()
 	delete(c.young, key)

@@ -43,3 +43,19 @@ func TestBoundedInBytes(t *testing.T) {
 		t.Errorf("stats %d %d %d", h, m, s)
 	}
 }
+
+// TestStaleIsAMiss: an entry GetFresh finds stale is not returned and is
+// counted as a miss, so hit metrics count only answers served.
+func TestStaleIsAMiss(t *testing.T) {
+	c := New[int](1 << 10)
+	c.Put("k", 1, 10)
+	if _, ok := c.GetFresh("k", func(v int) bool { return v > 1 }); ok {
+		t.Fatal("a stale entry was returned")
+	}
+	if v, ok := c.GetFresh("k", func(v int) bool { return v == 1 }); !ok || v != 1 {
+		t.Fatal("a fresh entry was not returned")
+	}
+	if h, m, _ := c.Stats(); h != 1 || m != 1 {
+		t.Errorf("hits %d misses %d, want 1 and 1", h, m)
+	}
+}

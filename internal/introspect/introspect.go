@@ -148,20 +148,16 @@ func (c *Client) Introspect(ctx context.Context, token string) (Result, error) {
 	sum := sha256.Sum256([]byte(token))
 	key := string(sum[:])
 	now := c.opts.Now()
-	stale := false
 	if c.cache != nil {
-		if e, ok := c.cache.Get(key); ok {
-			if now.Before(e.until) {
-				return e.res, nil
-			}
-			stale = true
+		if e, ok := c.cache.GetFresh(key, func(e entry) bool { return now.Before(e.until) }); ok {
+			return e.res, nil
 		}
 	}
 	// Requests that miss together on one token (a user's burst at the
 	// start of a session) share one call. It is not cancelled with the
 	// first of them: its answer serves the others; c.opts.Timeout bounds it.
 	ch := c.flight.DoChan(key, func() (any, error) {
-		return c.fetch(context.WithoutCancel(ctx), token, key, now, stale)
+		return c.fetch(context.WithoutCancel(ctx), token, key, now)
 	})
 	select {
 	case r := <-ch:
@@ -175,7 +171,7 @@ func (c *Client) Introspect(ctx context.Context, token string) (Result, error) {
 }
 
 // fetch calls the endpoint about token and caches the answer under key.
-func (c *Client) fetch(ctx context.Context, token, key string, now time.Time, stale bool) (Result, error) {
+func (c *Client) fetch(ctx context.Context, token, key string, now time.Time) (Result, error) {
 	c.calls.Add(1)
 	res, err := c.call(ctx, token)
 	if err != nil {
@@ -189,11 +185,7 @@ func (c *Client) fetch(ctx context.Context, token, key string, now time.Time, st
 			until = time.Unix(exp, 0)
 		}
 		size := int64(len(key)) + claimBytes(res.Claims) + 128
-		if stale {
-			c.cache.Replace(key, entry{res, until}, size)
-		} else {
-			c.cache.Put(key, entry{res, until}, size)
-		}
+		c.cache.Replace(key, entry{res, until}, size) // a stale entry may still be cached
 	}
 	return res, nil
 }

@@ -179,11 +179,10 @@ func (v *Verifier) remembered(sum [sha256.Size]byte) (Claims, bool) {
 	if v.verified == nil {
 		return Claims{}, false
 	}
-	e, hit := v.verified.Get(string(sum[:]))
-	if !hit || !e.issuer.now().Before(e.until) || e.gen != generation(e.issuer) {
-		return Claims{}, false
-	}
-	return e.claims, true
+	e, ok := v.verified.GetFresh(string(sum[:]), func(e verifiedJWT) bool {
+		return e.issuer.now().Before(e.until) && e.gen == generation(e.issuer)
+	})
+	return e.claims, ok
 }
 
 // generation is c's key set's generation; 0 for keys that never change.
