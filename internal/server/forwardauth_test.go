@@ -105,6 +105,7 @@ func TestForwardAuth(t *testing.T) {
 		{"encoded slash", "GET", nginx("GET", "/projects/1%2F2"), 400, "", "", "X-Original-URI"},
 		{"relative uri", "GET", nginx("GET", "projects/42"), 400, "", "", "X-Original-URI"},
 		{"bad method", "GET", nginx("G T", "/projects/42"), 400, "", "", "X-Original-Method"},
+		{"uri over 4 KiB (a long query)", "GET", nginx("GET", "/projects/42?q="+strings.Repeat("a", 4100)), 400, "", "", "X-Original-URI"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(log.all())
@@ -149,6 +150,32 @@ func TestForwardAuth(t *testing.T) {
 				t.Errorf("not logged as decision %s: %d new records", id, len(evs)-before)
 			}
 		})
+	}
+}
+
+// TestForwardAuthRepeatedHeaders: a forwarded header or Authorization
+// given twice is refused: which one counts would be a guess.
+func TestForwardAuthRepeatedHeaders(t *testing.T) {
+	is := testpki.NewIssuer(t)
+	url := forwardAuthServer(t, is, nil, nil)
+	bearer := "Bearer " + userToken(t, is, "u", "project:read")
+	for field, h := range map[string]http.Header{
+		"Authorization":      {"X-Original-Method": {"GET"}, "X-Original-Uri": {"/projects/1"}, "Authorization": {bearer, bearer}},
+		"X-Original-URI":     {"X-Original-Method": {"GET"}, "X-Original-Uri": {"/projects/1", "/me"}, "Authorization": {bearer}},
+		"X-Forwarded-Method": {"X-Forwarded-Method": {"GET", "POST"}, "X-Forwarded-Uri": {"/projects/1"}, "Authorization": {bearer}},
+	} {
+		req, _ := http.NewRequest("GET", url+"/v1/forward-auth", nil)
+		req.Header = h
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d decideResponse
+		_ = json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || d.Error == nil || d.Error.Field != field {
+			t.Errorf("%s twice: %d %+v", field, resp.StatusCode, d.Error)
+		}
 	}
 }
 

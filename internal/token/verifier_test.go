@@ -157,6 +157,11 @@ func TestOpaqueAndJWT(t *testing.T) {
 	if _, err := v.Verify(ctx, "opaque-unreachable"); !errors.Is(err, token.ErrUnavailable) {
 		t.Errorf("unreachable: %v", err)
 	}
+	// Over 8 KiB: refused before anything is asked (the fake would answer
+	// ErrUnavailable for a token it does not know).
+	if _, err := v.Verify(ctx, strings.Repeat("o", token.MaxBytes+1)); !errors.As(err, &te) || te.Check != "malformed" {
+		t.Errorf("an opaque token over %d bytes: %v", token.MaxBytes, err)
+	}
 	jwt := a.Token(t, "at+jwt", map[string]any{"iss": "https://a.example.com", "aud": "api", "sub": "u", "exp": time.Now().Add(time.Hour).Unix()})
 	if _, err := v.Verify(ctx, jwt); err != nil {
 		t.Errorf("JWT: %v", err)
@@ -252,9 +257,17 @@ func TestVerifiedCache(t *testing.T) {
 			t.Fatalf("cache holds %d bytes", b)
 		}
 	}
-	advance(2 * time.Minute)
-	_, missesBefore, _ = v.CacheStats()
-	v.Verify(ctx, long)
+	// Past the TTL (1 min), even well before its exp, a token is verified
+	// again: remembered first, then checked once more.
+	fresh := tok(time.Hour, "glossary:read")
+	v.Verify(ctx, fresh)
+	hitsBefore, missesBefore, _ := v.CacheStats()
+	v.Verify(ctx, fresh)
+	if hits, _, _ := v.CacheStats(); hits != hitsBefore+1 {
+		t.Fatal("a token just verified was not remembered")
+	}
+	advance(61 * time.Second)
+	v.Verify(ctx, fresh)
 	if _, misses, _ := v.CacheStats(); misses != missesBefore+1 {
 		t.Error("a token past the TTL was not verified again")
 	}
