@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/scopegate/scopegate/internal/gatewayconf"
 	"github.com/scopegate/scopegate/internal/testpki"
 )
 
@@ -230,18 +231,8 @@ func startNginx(bin, out, scopegate, app, gwToken string) (string, func(), error
 		return "", nil, err
 	}
 	dir := filepath.Join(out, "nginx")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", nil, err
-	}
-	site := strings.NewReplacer("127.0.0.1:8282", scopegate, "127.0.0.1:9000", app, "127.0.0.1:8080", addr, "GATEWAY-TOKEN", gwToken).Replace(string(raw))
-	if err := os.WriteFile(filepath.Join(dir, "scopegate.conf"), []byte(site), 0o644); err != nil {
-		return "", nil, err
-	}
-	conf := filepath.Join(dir, "nginx.conf")
-	main := fmt.Sprintf("daemon off;\nmaster_process off;\npid %[1]s/nginx.pid;\nerror_log %[1]s/error.log warn;\nevents { worker_connections 4096; }\n"+
-		"http {\n access_log off;\n client_body_temp_path %[1]s/body;\n proxy_temp_path %[1]s/proxy;\n fastcgi_temp_path %[1]s/fastcgi;\n"+
-		" uwsgi_temp_path %[1]s/uwsgi;\n scgi_temp_path %[1]s/scgi;\n include %[1]s/scopegate.conf;\n}\n", dir)
-	if err := os.WriteFile(conf, []byte(main), 0o644); err != nil {
+	conf, err := gatewayconf.WriteNginx(dir, gatewayconf.Rewrite(string(raw), scopegate, app, addr, gwToken))
+	if err != nil {
 		return "", nil, err
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,15 +15,8 @@ import (
 	"time"
 
 	"github.com/scopegate/scopegate/internal/forwardauth"
+	"github.com/scopegate/scopegate/internal/gatewayconf"
 	"github.com/scopegate/scopegate/internal/testpki"
-)
-
-// The addresses the shipped gateway configurations name; the tests run
-// each configuration with only these replaced by free ports.
-const (
-	confScopegate = "127.0.0.1:8282"
-	confApp       = "127.0.0.1:9000"
-	confGateway   = "127.0.0.1:8080"
 )
 
 // gatewayBinary finds a gateway's binary. .ci/run installs nginx and
@@ -71,14 +63,13 @@ func waitListening(t *testing.T, addr string, cmd *exec.Cmd, logs func() string)
 // gatewaySetup is scopegate with an issuer and a gateway credential, and
 // an app that echoes what reached it.
 type gatewaySetup struct {
-	is       *testpki.Issuer
-	srv      *running
-	gwToken  string
-	app      *httptest.Server
-	appHits  atomic.Int64
-	dir      string
-	rewrites *strings.Replacer // the shipped configuration's addresses and credential
-	gateway  string            // the gateway's address
+	is      *testpki.Issuer
+	srv     *running
+	gwToken string
+	app     *httptest.Server
+	appHits atomic.Int64
+	dir     string
+	gateway string // the gateway's address
 }
 
 func newGatewaySetup(t *testing.T) *gatewaySetup {
@@ -103,8 +94,6 @@ func newGatewaySetup(t *testing.T) *gatewaySetup {
 	}))
 	t.Cleanup(g.app.Close)
 	g.gateway = freeAddr(t)
-	g.rewrites = strings.NewReplacer(confScopegate, strings.TrimPrefix(g.srv.url, "http://"),
-		confApp, strings.TrimPrefix(g.app.URL, "http://"), confGateway, g.gateway, "GATEWAY-TOKEN", g.gwToken)
 	return g
 }
 
@@ -115,7 +104,7 @@ func (g *gatewaySetup) shipped(t *testing.T, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return g.rewrites.Replace(string(raw))
+	return gatewayconf.Rewrite(string(raw), strings.TrimPrefix(g.srv.url, "http://"), strings.TrimPrefix(g.app.URL, "http://"), g.gateway, g.gwToken)
 }
 
 func (g *gatewaySetup) token(t *testing.T, sub, scope string) string {
@@ -147,35 +136,13 @@ func startProcess(t *testing.T, dir string, env []string, name string, args ...s
 	return cmd, logs
 }
 
-// startNginx runs Debian's nginx on the shipped server block, wrapped in
-// the process settings a test needs (its own pid, logs and temp paths).
+// startNginx runs Debian's nginx on the shipped server block (see
+// gatewayconf.WriteNginx).
 func startNginx(t *testing.T, g *gatewaySetup) {
 	bin := gatewayBinary(t, "nginx")
 	dir := filepath.Join(g.dir, "nginx")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	site := filepath.Join(dir, "scopegate.conf")
-	if err := os.WriteFile(site, []byte(g.shipped(t, "nginx.conf")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	main := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[2]s;
-}
-`, dir, site)
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(main), 0o644); err != nil {
+	conf, err := gatewayconf.WriteNginx(dir, g.shipped(t, "nginx.conf"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	cmd, logs := startProcess(t, dir, nil, bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
