@@ -320,6 +320,17 @@ func TestREADMEForwardAuth(t *testing.T) {
 			t.Errorf("GET: %d, %s %q, want %q", resp.StatusCode, k, resp.Header.Get(k), want)
 		}
 	}
+	req, _ := http.NewRequest("GET", srv.url+"/v1/forward-auth", nil)
+	req.Header.Set("X-Forwarded-Method", "GET")
+	req.Header.Set("X-Forwarded-Uri", "/projects/42")
+	noToken, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noToken.Body.Close()
+	if noToken.StatusCode != 401 || noToken.Header.Get("Www-Authenticate") != "Bearer" || noToken.Header.Get("X-Scopegate-Reason") != "missing_token" {
+		t.Errorf("no token: %d %v", noToken.StatusCode, noToken.Header)
+	}
 	resp = ask("POST", "/projects/42/launch")
 	if resp.StatusCode != 403 || resp.Header.Get("Www-Authenticate") != `Bearer error="insufficient_scope", scope="project:launch"` ||
 		resp.Header.Get("X-Scopegate-Reason") != "missing_scope" {
