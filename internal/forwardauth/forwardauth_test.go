@@ -46,6 +46,10 @@ func FuzzRead(f *testing.F) {
 	f.Add("get", "/a%2Fb", "Basic x", false)
 	f.Add("GET", "/a%zz", "bearer  tok ", true)
 	f.Fuzz(func(t *testing.T, method, uri, authz string, nginx bool) {
+		// An encoded slash may be in the query, which is not read; in the
+		// path it must be refused, never decoded into a segment.
+		path, _, _ := strings.Cut(uri, "?")
+		encodedSlash := strings.Contains(strings.ToLower(path), "%2f")
 		h := http.Header{}
 		m, u := "X-Forwarded-Method", "X-Forwarded-Uri"
 		if nginx {
@@ -57,7 +61,7 @@ func FuzzRead(f *testing.F) {
 			h.Set("Authorization", authz)
 		}
 		if p, e := ReadPrefixed(method, uri, http.Header{"Authorization": {authz}}); e == nil {
-			if e := request.CheckRoute(p.Method, p.Path); e != nil || strings.Contains(strings.ToLower(uri), "%2f") {
+			if e := request.CheckRoute(p.Method, p.Path); e != nil || encodedSlash {
 				t.Fatalf("prefixed %q %q read into %q: %v", method, uri, p.Path, e)
 			}
 		} else if e.Field == "" {
@@ -73,7 +77,7 @@ func FuzzRead(f *testing.F) {
 		if e := request.CheckRoute(req.Method, req.Path); e != nil {
 			t.Fatalf("read %q %q into a route /v1/decide refuses: %v", method, uri, e)
 		}
-		if strings.Contains(strings.ToLower(uri), "%2f") {
+		if encodedSlash {
 			t.Fatalf("decoded an encoded slash: %q", uri)
 		}
 		if (req.Token == "") == (req.NoToken == "") {
